@@ -1,0 +1,1 @@
+"""LightningModules of the Niveshi workloads, and the errors shared by the whole project."""
