@@ -1,0 +1,46 @@
+"""A one-screen Rich summary after `fit` and `test`: key metrics and where the outputs are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_only
+from rich.console import Console
+from rich.table import Table
+
+
+class RunSummary(Callback):
+    def __init__(self, max_rows: int = 24) -> None:
+        self.max_rows = max_rows
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._print(trainer, "fit", ("val/", "train/"))
+
+    @rank_zero_only
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._print(trainer, "test", ("test/",))
+
+    def _print(self, trainer: Trainer, stage: str, prefixes: tuple[str, ...]) -> None:
+        metrics = {
+            name: float(value)
+            for name, value in sorted(trainer.callback_metrics.items())
+            if name.startswith(prefixes) and isinstance(value, torch.Tensor) and value.numel() == 1
+        }
+        table = Table(title=f"{stage} summary (epoch {trainer.current_epoch}, step {trainer.global_step})")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for name in list(metrics)[: self.max_rows]:
+            table.add_row(name, f"{metrics[name]:.4g}")
+        console = Console()
+        console.print(table)
+        if trainer.log_dir:
+            console.print(f"logs:        {Path(trainer.log_dir)}  (tensorboard --logdir {Path(trainer.log_dir).parent})")
+        callback = trainer.checkpoint_callback
+        if stage == "fit" and callback is not None:
+            if callback.best_model_path:
+                console.print(f"best ckpt:   {callback.best_model_path}")
+            if callback.last_model_path:
+                console.print(f"last ckpt:   {callback.last_model_path}")

@@ -1,0 +1,3 @@
+from datamodules.example.blobs import BlobsDataModule, BlobsSpec
+
+__all__ = ["BlobsDataModule", "BlobsSpec"]

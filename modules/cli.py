@@ -1,0 +1,125 @@
+"""The one LightningCLI behind every workload.
+
+Subclass mode: `--model`/`--data` (or `class_path` in YAML) pick any LightningModule and
+LightningDataModule. Every datamodule exposes `spec` (the shapes a model needs: channels,
+vocabulary, widths) and every model takes `spec`; the link below carries it across, so shapes
+are never repeated in YAML.
+
+What this class adds to LightningCLI, each for a user-visible reason:
+- run directories: an unpinned TensorBoard version is pinned before the config is saved, so
+  `<run>/config.yaml` names its own directory and `fit --config <run>/config.yaml --ckpt_path
+  last` continues that run in the same TensorBoard run. `test`/`validate`/`predict` without a
+  pinned version use the newest existing run of that name, so `test --config configs/x.yaml
+  --ckpt_path best` tests what `fit` just trained;
+- `--ckpt_path best|last` resolve to files of that run, with a clear error when missing;
+- persistent callbacks (RNG state for exact resume, Rich progress, end-of-run summary).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.cli import LightningCLI
+
+from callbacks.rng_state import RNGStateCheckpoint
+from callbacks.summary import RunSummary
+from modules.errors import ConfigError
+
+RUN_VERSION_ENV = "NIVESHI_RUN_VERSION"  # hands the pinned version to DDP child processes
+
+
+class NiveshiCLI(LightningCLI):
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        super().__init__(
+            model_class=LightningModule,
+            datamodule_class=LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"exit_on_error": False},
+            trainer_defaults={
+                "logger": {
+                    "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                    "init_args": {"save_dir": "runs", "name": "default", "default_hp_metric": False},
+                },
+                "callbacks": [RNGStateCheckpoint(), RichProgressBar(leave=True), RunSummary()],
+            },
+            args=args,
+            run=run,
+        )
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.spec", "model.init_args.spec", apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        logger = config.trainer.logger
+        if not _is_tensorboard(logger):
+            return
+        init = logger.init_args
+        if init.version is None:
+            # DDP children (LOCAL_RANK set by the launcher) reuse the version rank 0 picked.
+            inherited = os.environ.get(RUN_VERSION_ENV) if "LOCAL_RANK" in os.environ else None
+            init.version = inherited or _pick_version(
+                Path(init.save_dir) / init.name, new=self.subcommand in (None, "fit")
+            )
+        os.environ[RUN_VERSION_ENV] = str(init.version)
+
+    def _resolve_ckpt_alias(self) -> None:
+        """Map `--ckpt_path best|last` to the files of this run (works in a fresh process)."""
+        config = self.config_init[self.subcommand]
+        alias = config.get("ckpt_path")
+        if alias not in ("best", "last"):
+            return
+        ckpt_dir = _checkpoint_dir(self.trainer)
+        path = ckpt_dir / f"{alias}.ckpt" if ckpt_dir else None
+        if path is None or not path.is_file():
+            raise ConfigError(
+                f"--ckpt_path {alias}: no {alias}.ckpt in {ckpt_dir}; train first with "
+                "`fit`, or pass the checkpoint's path"
+            )
+        config["ckpt_path"] = str(path)
+
+    def before_fit(self) -> None:
+        self._resolve_ckpt_alias()
+
+    def before_validate(self) -> None:
+        self._resolve_ckpt_alias()
+
+    def before_test(self) -> None:
+        self._resolve_ckpt_alias()
+
+    def before_predict(self) -> None:
+        self._resolve_ckpt_alias()
+
+
+def _is_tensorboard(logger: Any) -> bool:
+    return getattr(logger, "class_path", "").endswith("TensorBoardLogger")
+
+
+def _pick_version(run_root: Path, new: bool) -> int:
+    """Next free `version_N` for a new run, else the newest existing one (0 if none)."""
+    versions = [
+        int(m.group(1))
+        for p in (run_root.iterdir() if run_root.is_dir() else [])
+        if (m := re.fullmatch(r"version_(\d+)", p.name))
+    ]
+    if not versions:
+        return 0
+    return max(versions) + 1 if new else max(versions)
+
+
+def _checkpoint_dir(trainer) -> Path | None:
+    """Where this run's ModelCheckpoint writes: its dirpath, or `<log_dir>/checkpoints`."""
+    callback = trainer.checkpoint_callback
+    if callback is not None and callback.dirpath:
+        return Path(callback.dirpath)
+    if trainer.logger is not None and trainer.logger.log_dir:
+        return Path(trainer.logger.log_dir) / "checkpoints"
+    return None

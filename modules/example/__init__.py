@@ -1,0 +1,3 @@
+from modules.example.classifier import ExampleClassifier
+
+__all__ = ["ExampleClassifier"]

@@ -1,0 +1,81 @@
+"""The CLI: every subcommand, saved configs, run directories, and one-line user errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from main import main
+from tests.conftest import ROOT, conf, run_main
+
+
+def test_fit_then_every_subcommand_with_best_and_last(tmp_path):
+    main(["fit", "--config", conf("example.yaml")])
+    run = tmp_path / "runs" / "example" / "version_0"
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    for subcommand in ("validate", "test", "predict"):
+        cli = main([subcommand, "--config", conf("example.yaml"), "--ckpt_path", "best"])
+        assert cli.trainer.state.finished
+    # test/validate/predict reuse the newest run instead of opening a new one
+    assert sorted(p.name for p in (tmp_path / "runs" / "example").iterdir()) == ["version_0"]
+    test_cli = main(["test", "--config", conf("example.yaml"), "--ckpt_path", "last"])
+    assert 0.0 <= float(test_cli.trainer.callback_metrics["test/acc"]) <= 1.0
+
+
+def test_saved_config_pins_its_run_and_reproduces_it(tmp_path):
+    main(["fit", "--config", conf("example.yaml")])
+    main(["fit", "--config", conf("example.yaml")])
+    saved = tmp_path / "runs" / "example" / "version_1" / "config.yaml"
+    config = yaml.safe_load(saved.read_text())
+    assert config["trainer"]["logger"]["init_args"]["version"] == 1
+    first = torch.load(tmp_path / "runs/example/version_0/checkpoints/last.ckpt", weights_only=True)
+    second = torch.load(tmp_path / "runs/example/version_1/checkpoints/last.ckpt", weights_only=True)
+    for name, value in first["state_dict"].items():
+        assert torch.equal(value, second["state_dict"][name]), name
+
+
+def test_print_config_is_complete(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", conf("example.yaml"), "--print_config"])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["init_args"]["hidden"] == 16
+    assert printed["data"]["init_args"]["samples"] == 240
+    assert "max_epochs" in printed["trainer"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--model.init_args.bogus", "1"], "bogus"),
+        (["--data.init_args.samples", "5"], "data.samples=5 is too small"),
+        (["--config", "/nonexistent/x.yaml"], "does not exist"),
+    ],
+)
+def test_user_errors_print_one_line_and_exit_2(args, expected, tmp_path):
+    result = run_main("fit", "--config", conf("example.yaml"), *args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and expected in error_lines[0], result.stderr
+    assert not (Path(tmp_path) / "runs").exists() or expected == "bogus"
+
+
+def test_missing_checkpoint_alias_is_a_user_error(tmp_path):
+    result = run_main("test", "--config", conf("example.yaml"), "--ckpt_path", "best")
+    assert result.returncode == 2
+    assert "no best.ckpt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_config_in_configs_parses(capsys):
+    configs = sorted((ROOT / "configs").glob("*.yaml"))
+    assert configs, "configs/ is empty"
+    for path in configs:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", "--config", str(path), "--print_config"])
+        assert exit_info.value.code == 0, path
+    capsys.readouterr()
