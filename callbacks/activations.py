@@ -73,7 +73,9 @@ class ActivationMonitor(Callback):
             )
         }
 
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch, batch_idx: int
+    ) -> None:
         if trainer.global_rank != 0 or trainer.global_step % self.log_every_n_steps != 0:
             return
         for name, module in self.selected_modules(pl_module).items():
@@ -87,7 +89,9 @@ class ActivationMonitor(Callback):
 
         return hook
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         if not self._handles:
             return
         self._remove_hooks()
@@ -101,7 +105,9 @@ class ActivationMonitor(Callback):
         writer = tensorboard(trainer) if self.histograms else None
         if writer is not None:
             for name, tensor in self._captured.items():
-                writer.add_histogram(f"activations/{name}", tensor.float().cpu(), trainer.global_step)
+                writer.add_histogram(
+                    f"activations/{name}", tensor.float().cpu(), trainer.global_step
+                )
         self._captured.clear()
 
     def _remove_hooks(self) -> None:

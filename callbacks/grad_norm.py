@@ -21,14 +21,22 @@ from lightning.pytorch.utilities import rank_zero_warn
 from modules.errors import NonFiniteError
 
 
-def grouped_grad_norms(module: torch.nn.Module, depth: int = 1, norm_type: float = 2.0) -> dict[str, float]:
+def grouped_grad_norms(
+    module: torch.nn.Module, depth: int = 1, norm_type: float = 2.0
+) -> dict[str, float]:
     """Total grad norm and one norm per parameter group (name prefix of `depth` parts)."""
     groups: dict[str, list[torch.Tensor]] = defaultdict(list)
     for name, param in module.named_parameters():
         if param.grad is not None:
             groups[".".join(name.split(".")[:depth])].append(param.grad.detach())
-    norms = {group: torch.nn.utils.get_total_norm(grads, norm_type) for group, grads in groups.items()}
-    result = {"total": float(torch.nn.utils.get_total_norm(list(norms.values()), norm_type))} if norms else {}
+    norms = {
+        group: torch.nn.utils.get_total_norm(grads, norm_type) for group, grads in groups.items()
+    }
+    result = (
+        {"total": float(torch.nn.utils.get_total_norm(list(norms.values()), norm_type))}
+        if norms
+        else {}
+    )
     result.update({group: float(norm) for group, norm in norms.items()})
     return result
 
@@ -57,17 +65,23 @@ class GradNormMonitor(Callback):
         self.skipped_steps = 0
         self._bad_loss: float | None = None
 
-    def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: torch.Tensor) -> None:
+    def on_before_backward(
+        self, trainer: Trainer, pl_module: LightningModule, loss: torch.Tensor
+    ) -> None:
         self._bad_loss = None if torch.isfinite(loss).all() else float(loss.detach().float().sum())
 
-    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer) -> None:
+    def on_before_optimizer_step(
+        self, trainer: Trainer, pl_module: LightningModule, optimizer
+    ) -> None:
         problem = self._find_problem(pl_module)
         if problem is not None:
             self._handle(trainer, pl_module, problem)
             return
         if trainer.global_step % self.log_every_n_steps == 0:
             norms = grouped_grad_norms(pl_module, self.depth, self.norm_type)
-            pl_module.log_dict({f"train/grad_norm/{k}": v for k, v in norms.items()}, on_step=True, on_epoch=False)
+            pl_module.log_dict(
+                {f"train/grad_norm/{k}": v for k, v in norms.items()}, on_step=True, on_epoch=False
+            )
 
     def _find_problem(self, pl_module: LightningModule) -> str | None:
         if self._bad_loss is not None:
@@ -84,7 +98,9 @@ class GradNormMonitor(Callback):
         if self.on_nonfinite == "skip":
             self.skipped_steps += 1
             rank_zero_warn(f"{problem} {where}: step skipped ({self.skipped_steps} so far)")
-            pl_module.log("train/nonfinite_skipped", float(self.skipped_steps), on_step=True, on_epoch=False)
+            pl_module.log(
+                "train/nonfinite_skipped", float(self.skipped_steps), on_step=True, on_epoch=False
+            )
             return
         if self.on_nonfinite == "warn":
             rank_zero_warn(f"{problem} {where}: gradients dropped for this step")

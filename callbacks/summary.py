@@ -29,7 +29,9 @@ class RunSummary(Callback):
             for name, value in sorted(trainer.callback_metrics.items())
             if name.startswith(prefixes) and isinstance(value, torch.Tensor) and value.numel() == 1
         }
-        table = Table(title=f"{stage} summary (epoch {trainer.current_epoch}, step {trainer.global_step})")
+        table = Table(
+            title=f"{stage} summary (epoch {trainer.current_epoch}, step {trainer.global_step})"
+        )
         table.add_column("metric")
         table.add_column("value", justify="right")
         for name in list(metrics)[: self.max_rows]:
@@ -37,7 +39,9 @@ class RunSummary(Callback):
         console = Console()
         console.print(table)
         if trainer.log_dir:
-            console.print(f"logs:        {Path(trainer.log_dir)}  (tensorboard --logdir {Path(trainer.log_dir).parent})")
+            console.print(
+                f"logs:        {Path(trainer.log_dir)}  (tensorboard --logdir {Path(trainer.log_dir).parent})"
+            )
         callback = trainer.checkpoint_callback
         if stage == "fit" and callback is not None:
             if callback.best_model_path:

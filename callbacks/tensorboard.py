@@ -44,7 +44,11 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 
 def log_table(
-    trainer: Trainer, tag: str, header: Sequence[str], rows: Sequence[Sequence], step: int | None = None
+    trainer: Trainer,
+    tag: str,
+    header: Sequence[str],
+    rows: Sequence[Sequence],
+    step: int | None = None,
 ) -> None:
     writer = tensorboard(trainer)
     if writer is not None:

@@ -46,7 +46,11 @@ class NiveshiCLI(LightningCLI):
             trainer_defaults={
                 "logger": {
                     "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                    "init_args": {"save_dir": "runs", "name": "default", "default_hp_metric": False},
+                    "init_args": {
+                        "save_dir": "runs",
+                        "name": "default",
+                        "default_hp_metric": False,
+                    },
                 },
                 "callbacks": [RNGStateCheckpoint(), RichProgressBar(leave=True), RunSummary()],
             },

@@ -33,7 +33,9 @@ def test_saved_config_pins_its_run_and_reproduces_it(tmp_path):
     config = yaml.safe_load(saved.read_text())
     assert config["trainer"]["logger"]["init_args"]["version"] == 1
     first = torch.load(tmp_path / "runs/example/version_0/checkpoints/last.ckpt", weights_only=True)
-    second = torch.load(tmp_path / "runs/example/version_1/checkpoints/last.ckpt", weights_only=True)
+    second = torch.load(
+        tmp_path / "runs/example/version_1/checkpoints/last.ckpt", weights_only=True
+    )
     for name, value in first["state_dict"].items():
         assert torch.equal(value, second["state_dict"][name]), name
 

@@ -25,7 +25,9 @@ class BlobsSpec:
     num_classes: int
 
 
-torch.serialization.add_safe_globals([BlobsSpec])  # specs live in hparams; keep weights_only loads working
+torch.serialization.add_safe_globals(
+    [BlobsSpec]
+)  # specs live in hparams; keep weights_only loads working
 
 
 class BlobsDataModule(LightningDataModule):
@@ -40,21 +42,31 @@ class BlobsDataModule(LightningDataModule):
     ) -> None:
         super().__init__()
         if samples < 10 * num_classes:
-            raise ConfigError(f"data.samples={samples} is too small for {num_classes} classes (need >= {10 * num_classes})")
+            raise ConfigError(
+                f"data.samples={samples} is too small for {num_classes} classes (need >= {10 * num_classes})"
+            )
         self.save_hyperparameters()
         self.spec = BlobsSpec(in_features, num_classes)
         self.splits: dict[str, TensorDataset] = {}
 
     def setup(self, stage: str) -> None:
         generator = torch.Generator().manual_seed(self.hparams.seed)
-        centers = 3.0 * torch.randn(self.spec.num_classes, self.spec.in_features, generator=generator)
+        centers = 3.0 * torch.randn(
+            self.spec.num_classes, self.spec.in_features, generator=generator
+        )
         labels = torch.randint(self.spec.num_classes, (self.hparams.samples,), generator=generator)
         points = centers[labels] + self.hparams.spread * torch.randn(
             self.hparams.samples, self.spec.in_features, generator=generator
         )
         n_train, n_val = int(0.7 * len(labels)), int(0.15 * len(labels))
-        bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, len(labels))}
-        self.splits = {name: TensorDataset(points[a:b], labels[a:b]) for name, (a, b) in bounds.items()}
+        bounds = {
+            "train": (0, n_train),
+            "val": (n_train, n_train + n_val),
+            "test": (n_train + n_val, len(labels)),
+        }
+        self.splits = {
+            name: TensorDataset(points[a:b], labels[a:b]) for name, (a, b) in bounds.items()
+        }
 
     def train_dataloader(self) -> DataLoader:
         data = self.splits["train"]

@@ -25,7 +25,9 @@ class ExampleClassifier(LightningModule):
     ) -> None:
         super().__init__()
         if spec is None:
-            raise ValueError("spec is linked from the datamodule; build ExampleClassifier through the CLI or pass spec=")
+            raise ValueError(
+                "spec is linked from the datamodule; build ExampleClassifier through the CLI or pass spec="
+            )
         self.save_hyperparameters()
         self.net = nn.Sequential(
             nn.Linear(spec.in_features, hidden),
@@ -35,7 +37,9 @@ class ExampleClassifier(LightningModule):
             nn.Tanh(),
             nn.Linear(hidden, spec.num_classes),
         )
-        self.accuracy = nn.ModuleDict({s: MulticlassAccuracy(spec.num_classes) for s in ("train_", "val_", "test_")})
+        self.accuracy = nn.ModuleDict(
+            {s: MulticlassAccuracy(spec.num_classes) for s in ("train_", "val_", "test_")}
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -46,7 +50,13 @@ class ExampleClassifier(LightningModule):
         loss = F.cross_entropy(logits, y)
         accuracy = self.accuracy[f"{stage}_"]
         accuracy(logits, y)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, sync_dist=stage != "train")
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            sync_dist=stage != "train",
+        )
         self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True)
         return loss
 
