@@ -29,13 +29,27 @@ class RNGStateCheckpoint(Callback):
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        random.setstate(state_dict["python"])
-        kind, keys, pos, has_gauss, cached = state_dict["numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-        torch.set_rng_state(state_dict["torch"])
-        if "cuda" in state_dict and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state_dict["cuda"])
+        # Applied in on_train_start, after the sanity check: its dataloader draws from the
+        # global RNG, which the uninterrupted run did long before this checkpoint.
+        self._pending = state_dict
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self._pending is not None:
+            _restore(self._pending)
+            self._pending = None
+
+
+def _restore(state_dict: dict[str, Any]) -> None:
+    random.setstate(state_dict["python"])
+    kind, keys, pos, has_gauss, cached = state_dict["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state_dict["torch"])
+    if "cuda" in state_dict and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state_dict["cuda"])
 
 
 def _numpy_state() -> tuple:

@@ -38,10 +38,9 @@ class RunSummary(Callback):
             table.add_row(name, f"{metrics[name]:.4g}")
         console = Console()
         console.print(table)
-        if trainer.log_dir:
-            console.print(
-                f"logs:        {Path(trainer.log_dir)}  (tensorboard --logdir {Path(trainer.log_dir).parent})"
-            )
+        log_dir = trainer.logger.log_dir if trainer.logger is not None else None  # no DDP broadcast
+        if log_dir:
+            console.print(f"logs:        {log_dir}  (tensorboard --logdir {Path(log_dir).parent})")
         callback = trainer.checkpoint_callback
         if stage == "fit" and callback is not None:
             if callback.best_model_path:

@@ -27,5 +27,6 @@ class StopAfterEpoch(Callback):
         self.epochs = epochs
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if trainer.current_epoch + 1 == self.epochs:
+        # Only in the first run: the resumed one replays the end of that epoch.
+        if trainer.current_epoch + 1 == self.epochs and trainer.ckpt_path is None:
             trainer.should_stop = True
