@@ -16,7 +16,9 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 
 class BestAndLastCheckpoint(ModelCheckpoint):
-    def __init__(self, monitor: str, mode: Literal["min", "max"] = "max", dirpath: str | None = None) -> None:
+    def __init__(
+        self, monitor: str, mode: Literal["min", "max"] = "max", dirpath: str | None = None
+    ) -> None:
         super().__init__(
             dirpath=dirpath,
             monitor=monitor,

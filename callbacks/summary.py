@@ -12,7 +12,7 @@ from rich.table import Table
 
 
 class RunSummary(Callback):
-    def __init__(self, max_rows: int = 24) -> None:
+    def __init__(self, max_rows: int = 40) -> None:
         self.max_rows = max_rows
 
     @rank_zero_only
@@ -24,11 +24,12 @@ class RunSummary(Callback):
         self._print(trainer, "test", ("test/",))
 
     def _print(self, trainer: Trainer, stage: str, prefixes: tuple[str, ...]) -> None:
-        metrics = {
+        scalars = {
             name: float(value)
             for name, value in sorted(trainer.callback_metrics.items())
-            if name.startswith(prefixes) and isinstance(value, torch.Tensor) and value.numel() == 1
+            if isinstance(value, torch.Tensor) and value.numel() == 1 and "/grad_norm/" not in name
         }
+        metrics = {n: v for prefix in prefixes for n, v in scalars.items() if n.startswith(prefix)}
         table = Table(
             title=f"{stage} summary (epoch {trainer.current_epoch}, step {trainer.global_step})"
         )

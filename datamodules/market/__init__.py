@@ -1,0 +1,3 @@
+from datamodules.market.datamodule import MarketDataModule, MarketSpec
+
+__all__ = ["MarketDataModule", "MarketSpec"]

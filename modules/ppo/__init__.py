@@ -1,0 +1,3 @@
+from modules.ppo.lightning import PPOTrader
+
+__all__ = ["PPOTrader"]
