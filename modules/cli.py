@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule
-from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 
+from callbacks.progress import ProgressBar
 from callbacks.rng_state import RNGStateCheckpoint
 from callbacks.summary import RunSummary
 from modules.errors import ConfigError
@@ -52,7 +52,7 @@ class NiveshiCLI(LightningCLI):
                         "default_hp_metric": False,
                     },
                 },
-                "callbacks": [RNGStateCheckpoint(), RichProgressBar(leave=True), RunSummary()],
+                "callbacks": [RNGStateCheckpoint(), ProgressBar(), RunSummary()],
             },
             args=args,
             run=run,

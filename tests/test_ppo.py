@@ -125,13 +125,6 @@ def test_a2c_and_target_kl_early_stop():
     )  # updates stopped early once approx-KL exceeded the target
 
 
-def test_every_ppo_config_names_existing_classes():
-    configs = sorted((ROOT / "configs").glob("ppo*.yaml")) + sorted(
-        (ROOT / "configs").glob("a2c*.yaml")
-    )
-    assert configs
-
-
 @pytest.mark.slow
 def test_ppo_ddp_on_two_cpu_processes(tmp_path):
     result = run_main(

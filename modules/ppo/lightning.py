@@ -208,9 +208,14 @@ class PPOTrader(LightningModule):
         metrics.update(
             {f"bh_{k}": hold[k] for k in ("total_return", "sharpe", "sortino", "max_drawdown")}
         )
-        self.log_dict(
-            {f"{stage}/{k}": float(v) for k, v in metrics.items()}, sync_dist=True, batch_size=1
-        )
+        for key, value in metrics.items():
+            self.log(
+                f"{stage}/{key}",
+                float(value),
+                sync_dist=True,
+                batch_size=1,
+                prog_bar=key == "sharpe",
+            )
         epoch = self.current_epoch
         if stage == "test" or (
             not self.trainer.sanity_checking and epoch % self.hparams.figure_every_n_epochs == 0

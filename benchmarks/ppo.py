@@ -1,0 +1,145 @@
+"""PPO trader benchmark: env throughput vs gym-anytrading, end-to-end PPO vs Stable-Baselines3.
+
+    pip install -e ".[bench]"
+    python benchmarks/ppo.py [--steps 204800] [--json results.json]
+
+1. env steps/s: our vectorized MarketEnv (random actions, an observation built every step)
+   vs gym-anytrading's StocksEnv in a gymnasium SyncVectorEnv of 16, on the same GOOGL bars
+   and window.
+2. PPO env steps/s, end to end (rollouts + updates): our `configs/ppo.yaml` trader vs SB3's
+   PPO (MlpPolicy, its defaults) on our env through its gymnasium interface, for the same
+   number of env steps; each one's val Sharpe (deterministic walk of the val split) beside it.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import parser, report  # noqa: E402
+from datamodules.market import MarketDataModule  # noqa: E402
+from datamodules.market.env import MarketEnv  # noqa: E402
+from datamodules.market.gym_env import MarketGymEnv, flatten_observation  # noqa: E402
+from datamodules.market.ohlcv import load_ohlcv, resolve_source  # noqa: E402
+from modules.ppo.evaluation import greedy_walk  # noqa: E402
+from modules.ppo.trading_metrics import trading_metrics  # noqa: E402
+
+CONFIG = ROOT / "configs" / "ppo.yaml"
+
+
+def time_loop(step, min_seconds: float) -> tuple[int, float]:
+    calls, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < min_seconds:
+        step()
+        calls += 1
+    return calls, elapsed
+
+
+def our_env_steps_per_s(datamodule: MarketDataModule, num_envs: int, seconds: float) -> float:
+    series = datamodule.split("train")
+    env = MarketEnv(series, num_envs, datamodule.hparams.episode_length, datamodule.spec.positions)
+    generator = torch.Generator().manual_seed(0)
+
+    def step() -> None:
+        env.observe()
+        env.step(torch.randint(len(datamodule.spec.positions), (num_envs,), generator=generator))
+
+    calls, elapsed = time_loop(step, seconds)
+    return calls * num_envs / elapsed
+
+
+def gym_anytrading_steps_per_s(window: int, num_envs: int, seconds: float) -> float:
+    import gym_anytrading  # noqa: F401  (registers stocks-v0)
+    import gymnasium
+    from gym_anytrading.datasets import STOCKS_GOOGL
+
+    def make():
+        return gymnasium.make("stocks-v0", df=STOCKS_GOOGL, window_size=window, frame_bound=(window, len(STOCKS_GOOGL)))
+
+    envs = gymnasium.vector.SyncVectorEnv([make] * num_envs)
+    envs.reset(seed=0)
+    envs.action_space.seed(0)
+    calls, elapsed = time_loop(lambda: envs.step(envs.action_space.sample()), seconds)
+    envs.close()
+    return calls * num_envs / elapsed
+
+
+def our_ppo(total_steps: int, workdir: Path) -> tuple[float, float, int]:
+    """Fit configs/ppo.yaml for ~total_steps env steps; (env steps/s, final val Sharpe, steps)."""
+    import yaml
+
+    from main import main
+
+    data = yaml.safe_load(CONFIG.read_text())["data"]["init_args"]
+    per_epoch = data["num_envs"] * data["rollout_steps"]
+    epochs = max(1, round(total_steps / per_epoch))
+    args = ["fit", "--config", str(CONFIG), "--trainer.max_epochs", str(epochs), "--trainer.enable_progress_bar", "false"]
+    args += ["--trainer.logger.init_args.save_dir", str(workdir)]
+    start = time.perf_counter()
+    cli = main(args)
+    elapsed = time.perf_counter() - start
+    return epochs * per_epoch / elapsed, cli.model.val_sharpe_history[-1], epochs * per_epoch
+
+
+def sb3_ppo(datamodule: MarketDataModule, total_steps: int) -> tuple[float, float]:
+    from stable_baselines3 import PPO
+
+    hp = datamodule.hparams
+    env = MarketGymEnv(datamodule.split("train"), hp.episode_length, datamodule.spec.positions, hp.cost_bps)
+    model = PPO("MlpPolicy", env, seed=0, device="cpu", verbose=0)
+    start = time.perf_counter()
+    model.learn(total_timesteps=total_steps)
+    elapsed = time.perf_counter() - start
+    positions = torch.tensor(datamodule.spec.positions)
+
+    def probs(window: torch.Tensor, held: torch.Tensor) -> torch.Tensor:
+        obs = flatten_observation(window, held, positions)
+        with torch.no_grad():
+            return model.policy.get_distribution(obs).distribution.probs
+
+    series = datamodule.split("val")
+    walk = greedy_walk(probs, series, datamodule.spec.positions, hp.cost_bps)
+    return total_steps / elapsed, trading_metrics(walk.net_returns, walk.positions, series.periods_per_year)["sharpe"]
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0])
+    args.add_argument("--steps", type=int, default=204_800, help="env steps for each PPO (default: the config's 100 epochs)")
+    args.add_argument("--seconds", type=float, default=3.0, help="timing window of each env throughput loop")
+    args.add_argument("--num-envs", type=int, default=1024, help="our env's batch for the throughput test")
+    options = args.parse_args()
+    torch.manual_seed(0)
+    datamodule = MarketDataModule()
+    window = datamodule.hparams.window
+    load_ohlcv(resolve_source("googl"))  # both sides read the same file
+
+    ours_env = our_env_steps_per_s(datamodule, options.num_envs, options.seconds)
+    peer_env = gym_anytrading_steps_per_s(window, 16, options.seconds)
+    with tempfile.TemporaryDirectory() as workdir:
+        ours_ppo, ours_sharpe, steps = our_ppo(options.steps, Path(workdir))
+    peer_ppo, peer_sharpe = sb3_ppo(datamodule, steps)
+    ratios = {
+        "env_steps_per_s_vs_gym_anytrading": ours_env / peer_env,
+        "ppo_steps_per_s_vs_sb3": ours_ppo / peer_ppo,
+    }
+    metrics = {
+        "niveshi_env_steps_per_s": ours_env,
+        "gym_anytrading_sync16_steps_per_s": peer_env,
+        "niveshi_ppo_env_steps_per_s": ours_ppo,
+        "sb3_ppo_env_steps_per_s": peer_ppo,
+        "niveshi_val_sharpe": ours_sharpe,
+        "sb3_val_sharpe": peer_sharpe,
+        "env_steps": steps,
+    }
+    report("benchmarks/ppo.py", ratios, metrics, options.json)
+
+
+if __name__ == "__main__":
+    main()
