@@ -92,9 +92,10 @@ def test_test_rows_are_not_read_while_fitting(tmp_path, row, column, cell, probl
     # The embargo: 16 file rows (>= the window) lie between the splits and belong to neither.
     times = bars.index
     assert dm.frame("train").index[-1] == times[403] and dm.frame("val").index[0] == times[420]
-    assert times.get_loc(dm.frame("val").index[0]) - times.get_loc(
-        dm.frame("train").index[-1]
-    ) - 1 == 16
+    assert (
+        times.get_loc(dm.frame("val").index[0]) - times.get_loc(dm.frame("train").index[-1]) - 1
+        == 16
+    )
     assert rows.val[0] - rows.train[1] >= 16 and rows.test[0] - rows.val[1] >= 16
 
     # Once test is asked for, its rows are parsed and refused, naming the file and the row
@@ -117,7 +118,9 @@ def test_too_few_rows_is_a_data_error():
     # Defaults: window 32, vol_window 20, episode 64 -> 118 rows needed per split; the train
     # split gets round(100 * 0.7) - 32 = 38.
     dm = MarketDataModule(dataset="synthetic", synthetic_rows=100)
-    message = "synthetic: 100 rows are too few: the train split gets 38 rows (rows 0..38) but needs 118"
+    message = (
+        "synthetic: 100 rows are too few: the train split gets 38 rows (rows 0..38) but needs 118"
+    )
     with pytest.raises(DataError, match=re.escape(message)):
         dm.split_rows()
 
