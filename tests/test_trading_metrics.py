@@ -71,11 +71,6 @@ def test_constant_returns_have_zero_sharpe(value, bars):
     assert m["sharpe"] == 0.0
 
 
-@pytest.mark.xfail(
-    reason="trading_metrics.py:39 tests `std > 0` exactly; for constant returns whose float "
-    "mean is inexact (0.001 x 252, 0.1 x 3) torch's std is ~1e-19, so Sharpe comes out ~1e16",
-    strict=True,
-)
 @pytest.mark.parametrize("value, bars", [(0.001, 252), (0.1, 3), (0.003, 7)])
 def test_constant_returns_have_zero_sharpe_despite_rounding(value, bars):
     m = metrics([value] * bars, [1.0] * bars)

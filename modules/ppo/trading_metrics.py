@@ -27,6 +27,8 @@ def trading_metrics(
     n = len(r)
     mean = float(r.mean())
     std = float(r.std()) if n > 1 else 0.0
+    if std <= 1e-12 * abs(mean):  # constant returns: rounding leaves a std of ~1e-19, not 0
+        std = 0.0
     downside = math.sqrt(float((r.clamp(max=0) ** 2).mean()))
     scale = math.sqrt(periods_per_year)
     equity = torch.cat([torch.ones(1, dtype=torch.float64), r.cumsum(0).exp()])
