@@ -32,7 +32,9 @@ def machine() -> dict:
     }
 
 
-def report(title: str, ratios: dict[str, float], metrics: dict[str, float], json_path: Path | None) -> None:
+def report(
+    title: str, ratios: dict[str, float], metrics: dict[str, float], json_path: Path | None
+) -> None:
     console = Console()
     for name, values in (("ratios", ratios), ("metrics", metrics)):
         table = Table(title=f"{title}: {name}")
@@ -42,5 +44,7 @@ def report(title: str, ratios: dict[str, float], metrics: dict[str, float], json
             table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
         console.print(table)
     if json_path is not None:
-        json_path.write_text(json.dumps({"ratios": ratios, "metrics": metrics, "machine": machine()}, indent=2))
+        json_path.write_text(
+            json.dumps({"ratios": ratios, "metrics": metrics, "machine": machine()}, indent=2)
+        )
         console.print(f"wrote {json_path}")

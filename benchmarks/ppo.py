@@ -61,7 +61,12 @@ def gym_anytrading_steps_per_s(window: int, num_envs: int, seconds: float) -> fl
     from gym_anytrading.datasets import STOCKS_GOOGL
 
     def make():
-        return gymnasium.make("stocks-v0", df=STOCKS_GOOGL, window_size=window, frame_bound=(window, len(STOCKS_GOOGL)))
+        return gymnasium.make(
+            "stocks-v0",
+            df=STOCKS_GOOGL,
+            window_size=window,
+            frame_bound=(window, len(STOCKS_GOOGL)),
+        )
 
     envs = gymnasium.vector.SyncVectorEnv([make] * num_envs)
     envs.reset(seed=0)
@@ -80,7 +85,15 @@ def our_ppo(total_steps: int, workdir: Path) -> tuple[float, float, int]:
     data = yaml.safe_load(CONFIG.read_text())["data"]["init_args"]
     per_epoch = data["num_envs"] * data["rollout_steps"]
     epochs = max(1, round(total_steps / per_epoch))
-    args = ["fit", "--config", str(CONFIG), "--trainer.max_epochs", str(epochs), "--trainer.enable_progress_bar", "false"]
+    args = [
+        "fit",
+        "--config",
+        str(CONFIG),
+        "--trainer.max_epochs",
+        str(epochs),
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     args += ["--trainer.logger.init_args.save_dir", str(workdir)]
     start = time.perf_counter()
     cli = main(args)
@@ -92,7 +105,9 @@ def sb3_ppo(datamodule: MarketDataModule, total_steps: int) -> tuple[float, floa
     from stable_baselines3 import PPO
 
     hp = datamodule.hparams
-    env = MarketGymEnv(datamodule.split("train"), hp.episode_length, datamodule.spec.positions, hp.cost_bps)
+    env = MarketGymEnv(
+        datamodule.split("train"), hp.episode_length, datamodule.spec.positions, hp.cost_bps
+    )
     model = PPO("MlpPolicy", env, seed=0, device="cpu", verbose=0)
     start = time.perf_counter()
     model.learn(total_timesteps=total_steps)
@@ -106,14 +121,25 @@ def sb3_ppo(datamodule: MarketDataModule, total_steps: int) -> tuple[float, floa
 
     series = datamodule.split("val")
     walk = greedy_walk(probs, series, datamodule.spec.positions, hp.cost_bps)
-    return total_steps / elapsed, trading_metrics(walk.net_returns, walk.positions, series.periods_per_year)["sharpe"]
+    return total_steps / elapsed, trading_metrics(
+        walk.net_returns, walk.positions, series.periods_per_year
+    )["sharpe"]
 
 
 def main() -> None:
     args = parser(__doc__.splitlines()[0])
-    args.add_argument("--steps", type=int, default=204_800, help="env steps for each PPO (default: the config's 100 epochs)")
-    args.add_argument("--seconds", type=float, default=3.0, help="timing window of each env throughput loop")
-    args.add_argument("--num-envs", type=int, default=1024, help="our env's batch for the throughput test")
+    args.add_argument(
+        "--steps",
+        type=int,
+        default=204_800,
+        help="env steps for each PPO (default: the config's 100 epochs)",
+    )
+    args.add_argument(
+        "--seconds", type=float, default=3.0, help="timing window of each env throughput loop"
+    )
+    args.add_argument(
+        "--num-envs", type=int, default=1024, help="our env's batch for the throughput test"
+    )
     options = args.parse_args()
     torch.manual_seed(0)
     datamodule = MarketDataModule()

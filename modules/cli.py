@@ -12,7 +12,8 @@ What this class adds to LightningCLI, each for a user-visible reason:
   pinned version use the newest existing run of that name, so `test --config configs/x.yaml
   --ckpt_path best` tests what `fit` just trained;
 - `--ckpt_path best|last` resolve to files of that run, with a clear error when missing;
-- persistent callbacks (RNG state for exact resume, Rich progress, end-of-run summary).
+- persistent callbacks (RNG state for exact resume, end-of-run summary) and a Rich progress
+  bar unless `trainer.enable_progress_bar` is false.
 """
 
 from __future__ import annotations
@@ -52,11 +53,16 @@ class NiveshiCLI(LightningCLI):
                         "default_hp_metric": False,
                     },
                 },
-                "callbacks": [RNGStateCheckpoint(), ProgressBar(), RunSummary()],
+                "callbacks": [RNGStateCheckpoint(), RunSummary()],
             },
             args=args,
             run=run,
         )
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
+        if config.get("enable_progress_bar") is not False:
+            callbacks = [*callbacks, ProgressBar()]
+        return super()._instantiate_trainer(config, callbacks)
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.spec", "model.init_args.spec", apply_on="instantiate")
