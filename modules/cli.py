@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,10 @@ from callbacks.progress import ProgressBar
 from callbacks.rng_state import RNGStateCheckpoint
 from callbacks.summary import RunSummary
 from modules.errors import ConfigError
+
+# Known-harmless warnings that would only confuse a new user:
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # torch/Lightning internals
+warnings.filterwarnings("ignore", message=r".*IterableDataset. has .__len__. defined.*")  # rollouts: exact length
 
 RUN_VERSION_ENV = "NIVESHI_RUN_VERSION"  # hands the pinned version to DDP child processes
 

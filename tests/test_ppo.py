@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
@@ -30,10 +31,14 @@ def test_policy_learns_the_planted_signal():
     oracle = _oracle_val_sharpe(cli.datamodule, phi=0.5)
     history = cli.model.val_sharpe_history
     assert oracle > 5  # the AR(1) signal is strong: the bar is meaningful
-    untrained = PPOTrader(spec=cli.datamodule.spec, **{k: cli.model.hparams[k] for k in ("width", "depth", "hidden")})
+    untrained = PPOTrader(
+        spec=cli.datamodule.spec, **{k: cli.model.hparams[k] for k in ("width", "depth", "hidden")}
+    )
     series = cli.datamodule.split("val")
     walk = untrained.walk(series)
-    untrained_sharpe = trading_metrics(walk.net_returns, walk.positions, series.periods_per_year)["sharpe"]
+    untrained_sharpe = trading_metrics(walk.net_returns, walk.positions, series.periods_per_year)[
+        "sharpe"
+    ]
     assert untrained_sharpe < 0.5 * oracle  # so reaching 70% is learning, not luck
     assert max(history) >= 0.7 * oracle, (history, oracle)
     assert float(cli.trainer.callback_metrics["val/sharpe_best"]) == pytest.approx(max(history))
@@ -52,10 +57,11 @@ def test_fit_test_predict_and_ensemble(tmp_path):
     ):
         assert torch.isfinite(metrics[key]), key
     ckpts = tmp_path / "runs/ppo/version_0/checkpoints"
-    predicted = main(
-        ["predict", "--config", SYNTHETIC, "--ckpt_path", "last"]
-    ).trainer.predict_loop.predictions
-    walk = predicted[0]
+    predictor = main(["predict", "--config", SYNTHETIC, "--ckpt_path", "last"])
+    walk = predictor.trainer.predict_loop.predictions[0]
+    written = pd.read_csv(tmp_path / "runs/ppo/version_0/predictions.csv")
+    assert list(written.columns[:3]) == ["time", "positions", "net_returns"]
+    assert written["positions"].tolist() == walk["positions"].tolist()
     assert walk["positions"].shape == walk["net_returns"].shape and set(
         walk["positions"].tolist()
     ) <= {-1.0, 0.0, 1.0}
