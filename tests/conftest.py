@@ -17,6 +17,17 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("LOCAL_RANK", raising=False)
 
 
+# Two CPU processes over gloo: the DDP path every test of it uses.
+DDP_ON_TWO_CPUS = (
+    "--trainer.strategy",
+    "ddp",
+    "--trainer.accelerator",
+    "cpu",
+    "--trainer.devices",
+    "2",
+)
+
+
 def conf(name: str) -> str:
     return str(ROOT / "tests" / "conf" / name)
 

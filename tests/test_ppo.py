@@ -12,7 +12,7 @@ from main import main
 from modules.errors import ConfigError
 from modules.ppo import PPOTrader
 from modules.ppo.trading_metrics import trading_metrics
-from tests.conftest import conf, run_main
+from tests.conftest import DDP_ON_TWO_CPUS, conf, run_main
 
 SYNTHETIC = conf("ppo_synthetic.yaml")
 
@@ -65,31 +65,22 @@ def test_fit_test_predict_and_ensemble(tmp_path):
     assert walk["positions"].shape == walk["net_returns"].shape and set(
         walk["positions"].tolist()
     ) <= {-1.0, 0.0, 1.0}
-    ensemble = main(
-        [
-            "test",
-            "--config",
-            SYNTHETIC,
-            "--ckpt_path",
-            "best",
-            "--model.init_args.ensemble",
-            f"[{ckpts / 'last.ckpt'}]",
-        ]
-    )
+
+    def run_test_with_ensemble(paths: str):
+        args = ["--ckpt_path", "best", "--model.init_args.ensemble", paths]
+        return main(["test", "--config", SYNTHETIC, *args])
+
+    ensemble = run_test_with_ensemble(f"[{ckpts / 'last.ckpt'}]")
     assert len(ensemble.model._ensemble) == 1
+    series = ensemble.datamodule.split("test")
+    obs, held = series.observe(series.decision_bars[:5]), torch.zeros(5)
+    members = [ensemble.model.net, ensemble.model._ensemble[0]]
+    by_hand = sum(torch.softmax(net(obs, held)[0], -1) for net in members) / 2
+    assert torch.allclose(ensemble.model._probs(obs, held), by_hand)
+    assert not torch.allclose(*(torch.softmax(net(obs, held)[0], -1) for net in members))
     assert torch.isfinite(ensemble.trainer.callback_metrics["test/sharpe"])
     with pytest.raises(ConfigError, match="does not exist"):
-        main(
-            [
-                "test",
-                "--config",
-                SYNTHETIC,
-                "--ckpt_path",
-                "best",
-                "--model.init_args.ensemble",
-                "[nope.ckpt]",
-            ]
-        )
+        run_test_with_ensemble("[nope.ckpt]")
 
 
 def test_interrupted_and_resumed_ppo_run_equals_uninterrupted(tmp_path):
@@ -133,19 +124,7 @@ def test_a2c_and_target_kl_early_stop():
 
 @pytest.mark.slow
 def test_ppo_ddp_on_two_cpu_processes(tmp_path):
-    result = run_main(
-        "fit",
-        "--config",
-        SYNTHETIC,
-        "--trainer.max_epochs",
-        "2",
-        "--trainer.strategy",
-        "ddp",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.devices",
-        "2",
-    )
+    result = run_main("fit", "--config", SYNTHETIC, "--trainer.max_epochs", "2", *DDP_ON_TWO_CPUS)
     assert result.returncode == 0, result.stderr[-3000:]
     state = torch.load(tmp_path / "runs/ppo/version_0/checkpoints/last.ckpt", weights_only=False)
     assert state["global_step"] == 2 * 16  # each rank served the same number of minibatches

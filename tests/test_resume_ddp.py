@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from main import main
-from tests.conftest import conf, run_main
+from tests.conftest import DDP_ON_TWO_CPUS, conf, run_main
 
 
 def _last(tmp_path, version: int) -> dict:
@@ -56,17 +56,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes(tmp_path):
-    result = run_main(
-        "fit",
-        "--config",
-        conf("example.yaml"),
-        "--trainer.strategy",
-        "ddp",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.devices",
-        "2",
-    )
+    result = run_main("fit", "--config", conf("example.yaml"), *DDP_ON_TWO_CPUS)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(p.name for p in (tmp_path / "runs/example").iterdir())
     assert runs == ["version_0"], runs  # both ranks agreed on one run directory
