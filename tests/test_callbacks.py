@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from callbacks.activations import ActivationMonitor, activation_stats
-from callbacks.grad_norm import grouped_grad_norms
+from callbacks.grad_norm import GradNormMonitor, grouped_grad_norms
 from main import main
 from modules.errors import NonFiniteError
 from tests.conftest import conf, run_main
@@ -111,3 +111,17 @@ def test_nan_skip_mode_drops_the_step_and_keeps_training(tmp_path):
     assert [(m.on_nonfinite, m.skipped_steps) for m in monitors] == [("skip", 1)]
     assert all(torch.isfinite(p).all() for p in cli.model.parameters())
     assert cli.trainer.state.finished
+
+
+def test_nonfinite_gradient_names_the_parameter_and_skip_drops_all_grads():
+    model = _model_with_grads()
+    model[2].bias.grad[0] = float("inf")
+    monitor = GradNormMonitor(on_nonfinite="skip")
+    monitor._bad_loss = None
+    assert monitor._find_problem(model) == "gradient of parameter '2.bias' is non-finite"
+    logged = []
+    model.log = lambda name, value, **kwargs: logged.append((name, value))
+    trainer = SimpleNamespace(current_epoch=0, global_step=7)
+    monitor._handle(trainer, model, monitor._find_problem(model))
+    assert all(p.grad is None for p in model.parameters())  # optimizers skip params without grad
+    assert logged == [("train/nonfinite_skipped", 1.0)] and monitor.skipped_steps == 1

@@ -70,6 +70,8 @@ def test_fit_test_predict_and_ensemble(tmp_path):
         args = ["--ckpt_path", "best", "--model.init_args.ensemble", paths]
         return main(["test", "--config", SYNTHETIC, *args])
 
+    # a second run, other seed: the newest run (version_1) is tested, version_0 joins as a member
+    main(["fit", "--config", SYNTHETIC, "--trainer.max_epochs", "1", "--seed_everything", "1"])
     ensemble = run_test_with_ensemble(f"[{ckpts / 'last.ckpt'}]")
     assert len(ensemble.model._ensemble) == 1
     series = ensemble.datamodule.split("test")
