@@ -33,8 +33,12 @@ from callbacks.summary import RunSummary
 from modules.errors import ConfigError
 
 # Known-harmless warnings that would only confuse a new user:
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # torch/Lightning internals
-warnings.filterwarnings("ignore", message=r".*IterableDataset. has .__len__. defined.*")  # rollouts: exact length
+warnings.filterwarnings(
+    "ignore", message=r".*isinstance\(treespec, LeafSpec\).*"
+)  # torch/Lightning internals
+warnings.filterwarnings(
+    "ignore", message=r".*IterableDataset. has .__len__. defined.*"
+)  # rollouts: exact length
 
 RUN_VERSION_ENV = "NIVESHI_RUN_VERSION"  # hands the pinned version to DDP child processes
 

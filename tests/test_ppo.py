@@ -131,3 +131,15 @@ def test_ppo_ddp_on_two_cpu_processes(tmp_path):
     state = torch.load(tmp_path / "runs/ppo/version_0/checkpoints/last.ckpt", weights_only=False)
     assert state["global_step"] == 2 * 16  # each rank served the same number of minibatches
     assert len(list((tmp_path / "runs/ppo/version_0").glob("events.out.tfevents.*"))) == 1
+
+
+def test_bad_market_data_is_one_line_and_writes_nothing(tmp_path):
+    missing = run_main("fit", "--config", SYNTHETIC, "--data.init_args.dataset", "no/such.csv")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "error: no/such.csv: no such file" in missing.stderr
+    assert not (tmp_path / "runs").exists()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Date,Open,High,Low,Close,Volume\n2020-01-01,1,2,3,1.5,10\n")
+    malformed = run_main("fit", "--config", SYNTHETIC, "--data.init_args.dataset", str(bad))
+    assert malformed.returncode == 2 and "Traceback" not in malformed.stderr
+    assert f"error: {bad}" in malformed.stderr

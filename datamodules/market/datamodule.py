@@ -100,6 +100,8 @@ class MarketDataModule(LightningDataModule):
             )
         if predict_split not in ("train", "val", "test"):
             raise ConfigError(f"data.predict_split={predict_split!r} must be train, val or test")
+        if dataset != "synthetic":
+            resolve_source(dataset)  # a missing file fails now, before any run directory is made
         self.save_hyperparameters()
         positions = (0.0, 1.0) if long_only else (-1.0, 0.0, 1.0)
         self.spec = MarketSpec(len(FEATURE_NAMES), window, positions, cost_bps)

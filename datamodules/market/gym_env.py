@@ -27,13 +27,17 @@ class MarketGymEnv(gymnasium.Env):
         cost_bps: float = 1.0,
         seed: int = 0,
     ) -> None:
-        self.env = MarketEnv(series, 1, episode_length, positions, cost_bps, torch.Generator().manual_seed(seed))
+        self.env = MarketEnv(
+            series, 1, episode_length, positions, cost_bps, torch.Generator().manual_seed(seed)
+        )
         size = series.features.shape[1] * series.window + len(positions)
         self.observation_space = spaces.Box(-np.inf, np.inf, (size,), np.float32)
         self.action_space = spaces.Discrete(len(positions))
 
     def observation(self, t: torch.Tensor, held: torch.Tensor) -> np.ndarray:
-        return flatten_observation(self.env.series.observe(t), held.float(), self.env.positions.float())[0].numpy()
+        return flatten_observation(
+            self.env.series.observe(t), held.float(), self.env.positions.float()
+        )[0].numpy()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -44,11 +48,15 @@ class MarketGymEnv(gymnasium.Env):
 
     def step(self, action):
         reward, done, final_t, final_position = self.env.step(torch.tensor([int(action)]))
-        observation = self.observation(final_t, final_position)  # the state reached, before any restart
+        observation = self.observation(
+            final_t, final_position
+        )  # the state reached, before any restart
         return observation, float(reward[0]), False, bool(done[0]), {}
 
 
-def flatten_observation(window: torch.Tensor, held: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+def flatten_observation(
+    window: torch.Tensor, held: torch.Tensor, positions: torch.Tensor
+) -> torch.Tensor:
     """[N, F, W] windows and [N] positions -> [N, F*W + A] flat observations."""
     one_hot = (held[:, None] == positions[None, :]).float()
     return torch.cat([window.reshape(len(window), -1), one_hot], dim=1)

@@ -67,7 +67,9 @@ class ConvTrunk(nn.Module):
         self.stem = nn.Conv1d(in_features + 1, width, 1)
         # No dilation: dilated depthwise convs are 3x slower on CPU, and `depth` blocks of two
         # k-wide convs already see 1 + 2 * depth * (k - 1) bars (33 for the defaults).
-        self.blocks = nn.Sequential(*[SeparableResBlock(width, kernel_size, dropout=dropout) for _ in range(depth)])
+        self.blocks = nn.Sequential(
+            *[SeparableResBlock(width, kernel_size, dropout=dropout) for _ in range(depth)]
+        )
         self.norm = nn.GroupNorm(1, width)
         self.out_features = 2 * width
 
