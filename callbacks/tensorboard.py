@@ -54,3 +54,19 @@ def log_table(
     if writer is not None:
         text = markdown_table(header, rows)
         writer.add_text(tag, text, global_step=trainer.global_step if step is None else step)
+
+
+def log_dashboard(trainer: Trainer, layout: dict[str, dict[str, list[str]]]) -> None:
+    """A Custom Scalars dashboard: {category: {chart title: [scalar tag regexes]}}.
+
+    Puts related curves on one chart (e.g. strategy vs buy-and-hold Sharpe), which the plain
+    Scalars tab cannot do.
+    """
+    writer = tensorboard(trainer)
+    if writer is not None:
+        writer.add_custom_scalars(
+            {
+                category: {title: ["Multiline", tags] for title, tags in charts.items()}
+                for category, charts in layout.items()
+            }
+        )

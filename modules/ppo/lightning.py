@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from torch.distributions import Categorical
 
-from callbacks.tensorboard import log_figure, log_table
+from callbacks.tensorboard import log_dashboard, log_figure, log_table
 from datamodules.market import MarketSpec
 from datamodules.market.series import MarketSeries
 from modules.errors import ConfigError
@@ -29,7 +29,7 @@ from modules.ppo.losses import (
     value_loss,
 )
 from modules.ppo.networks import PolicyValueNet
-from modules.ppo.plots import equity_figure
+from modules.ppo.plots import DASHBOARD, equity_figure
 from modules.ppo.trading_metrics import trading_metrics
 
 
@@ -94,6 +94,9 @@ class PPOTrader(LightningModule):
 
     def forward(self, obs: torch.Tensor, held: torch.Tensor):
         return self.net(obs, held)
+
+    def on_fit_start(self) -> None:
+        log_dashboard(self.trainer, DASHBOARD)
 
     # ---- training -----------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:

@@ -1,4 +1,4 @@
-"""Equity curve of a walk: strategy vs buy-and-hold, with the positions held underneath."""
+"""What the trader shows in TensorBoard: the equity-curve figure and the Custom Scalars dashboard."""
 
 from __future__ import annotations
 
@@ -9,6 +9,29 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from modules.ppo.evaluation import Walk  # noqa: E402
+
+# Custom Scalars tab: related curves on one chart ({category: {title: [tag regexes]}}).
+DASHBOARD = {
+    "trading (val)": {
+        "Sharpe: strategy vs buy & hold": ["val/sharpe$", "val/bh_sharpe$"],
+        "total return: strategy vs buy & hold": ["val/total_return$", "val/bh_total_return$"],
+        "max drawdown: strategy vs buy & hold": ["val/max_drawdown$", "val/bh_max_drawdown$"],
+        "consistency: val Sharpe epoch std and change": [
+            "val/sharpe_epoch_std$",
+            "val/sharpe_change$",
+        ],
+    },
+    "trading (train rollouts)": {
+        "Sharpe: strategy vs buy & hold": ["train/sharpe$", "train/bh_sharpe$"],
+        "turnover and exposure": ["train/turnover$", "train/exposure$"],
+    },
+    "PPO": {
+        "losses": ["train/policy_loss$", "train/value_loss$", "train/entropy$"],
+        "trust region": ["train/approx_kl$", "train/clip_fraction$"],
+        "critic": ["train/explained_variance$"],
+        "gradient norms": ["train/grad_norm/.*"],
+    },
+}
 
 
 def equity_figure(walk: Walk, title: str) -> plt.Figure:
