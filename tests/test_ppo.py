@@ -77,9 +77,10 @@ def test_fit_test_predict_and_ensemble(tmp_path):
     series = ensemble.datamodule.split("test")
     obs, held = series.observe(series.decision_bars[:5]), torch.zeros(5)
     members = [ensemble.model.net, ensemble.model._ensemble[0]]
-    by_hand = sum(torch.softmax(net(obs, held)[0], -1) for net in members) / 2
-    assert torch.allclose(ensemble.model._probs(obs, held), by_hand)
-    assert not torch.allclose(*(torch.softmax(net(obs, held)[0], -1) for net in members))
+    with torch.inference_mode():  # members were loaded inside `test`, in inference mode
+        by_hand = sum(torch.softmax(net(obs, held)[0], -1) for net in members) / 2
+        assert torch.allclose(ensemble.model._probs(obs, held), by_hand)
+        assert not torch.allclose(*(torch.softmax(net(obs, held)[0], -1) for net in members))
     assert torch.isfinite(ensemble.trainer.callback_metrics["test/sharpe"])
     with pytest.raises(ConfigError, match="does not exist"):
         run_test_with_ensemble("[nope.ckpt]")
