@@ -31,7 +31,7 @@ class RunSummary(Callback):
         }
         metrics = {n: v for prefix in prefixes for n, v in scalars.items() if n.startswith(prefix)}
         table = Table(
-            title=f"{stage} summary (epoch {trainer.current_epoch}, step {trainer.global_step})"
+            title=f"{stage} summary ({_where(trainer, stage)})"
         )
         table.add_column("metric")
         table.add_column("value", justify="right")
@@ -48,3 +48,10 @@ class RunSummary(Callback):
                 console.print(f"best ckpt:   {callback.best_model_path}")
             if callback.last_model_path:
                 console.print(f"last ckpt:   {callback.last_model_path}")
+
+
+def _where(trainer: Trainer, stage: str) -> str:
+    """Fit: how far training got. Test: which checkpoint was evaluated."""
+    if stage == "fit":
+        return f"epoch {trainer.current_epoch}, step {trainer.global_step}"
+    return f"checkpoint {trainer.ckpt_path}" if trainer.ckpt_path else "current weights"
