@@ -144,3 +144,25 @@ def test_bad_market_data_is_one_line_and_writes_nothing(tmp_path):
     malformed = run_main("fit", "--config", SYNTHETIC, "--data.init_args.dataset", str(bad))
     assert malformed.returncode == 2 and "Traceback" not in malformed.stderr
     assert f"error: {bad}" in malformed.stderr
+
+
+def test_rollouts_are_a_function_of_seed_rank_and_epoch():
+    """What makes resume exact and DDP ranks distinct without checkpointing env cursors."""
+    from types import SimpleNamespace
+
+    from datamodules.market import MarketDataModule
+
+    datamodule = MarketDataModule(
+        dataset="synthetic", window=16, episode_length=16, num_envs=4, rollout_steps=16
+    )
+
+    def uniform(obs, held):
+        return torch.zeros(len(obs), 3), torch.zeros(len(obs))
+
+    def rollout_bars(rank: int, epoch: int) -> torch.Tensor:
+        datamodule.trainer = SimpleNamespace(global_rank=rank, current_epoch=epoch)
+        return datamodule.collect_rollout(uniform, datamodule.rollout_generator()).bars
+
+    assert torch.equal(rollout_bars(0, 3), rollout_bars(0, 3))
+    assert not torch.equal(rollout_bars(0, 3), rollout_bars(1, 3))
+    assert not torch.equal(rollout_bars(0, 3), rollout_bars(0, 4))
