@@ -232,8 +232,8 @@ class PPOTrader(LightningModule):
 
     def validation_step(self, series: MarketSeries, batch_idx: int) -> None:
         metrics = self._evaluate(series, "val")
-        if self.trainer.sanity_checking:
-            return
+        if self.trainer.sanity_checking or self.trainer.state.fn != "fit":
+            return  # the epoch-to-epoch history is about training, not a one-off `validate`
         history = self.val_sharpe_history
         history.append(metrics["sharpe"])
         consistency = {"sharpe_best": max(history)}
