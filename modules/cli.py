@@ -32,13 +32,13 @@ from callbacks.rng_state import RNGStateCheckpoint
 from callbacks.summary import RunSummary
 from modules.errors import ConfigError
 
-# Known-harmless warnings that would only confuse a new user:
-warnings.filterwarnings(
-    "ignore", message=r".*isinstance\(treespec, LeafSpec\).*"
-)  # torch/Lightning internals
-warnings.filterwarnings(
-    "ignore", message=r".*IterableDataset. has .__len__. defined.*"
-)  # rollouts: exact length
+# Known-harmless warnings that would only confuse a new user: a torch/Lightning internal
+# deprecation, and the rollout dataset's `__len__` (exact here: one process builds each rollout).
+for _message in (
+    r".*isinstance\(treespec, LeafSpec\).*",
+    r".*IterableDataset. has .__len__. defined.*",
+):
+    warnings.filterwarnings("ignore", message=_message)
 
 RUN_VERSION_ENV = "NIVESHI_RUN_VERSION"  # hands the pinned version to DDP child processes
 
@@ -105,17 +105,8 @@ class NiveshiCLI(LightningCLI):
             )
         config["ckpt_path"] = str(path)
 
-    def before_fit(self) -> None:
-        self._resolve_ckpt_alias()
-
-    def before_validate(self) -> None:
-        self._resolve_ckpt_alias()
-
-    def before_test(self) -> None:
-        self._resolve_ckpt_alias()
-
-    def before_predict(self) -> None:
-        self._resolve_ckpt_alias()
+    # LightningCLI calls `before_<subcommand>` right before running it.
+    before_fit = before_validate = before_test = before_predict = _resolve_ckpt_alias
 
 
 def _is_tensorboard(logger: Any) -> bool:
