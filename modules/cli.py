@@ -18,6 +18,7 @@ What this class adds to LightningCLI, each for a user-visible reason:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import warnings
@@ -39,6 +40,11 @@ for _message in (
     r".*IterableDataset. has .__len__. defined.*",
 ):
     warnings.filterwarnings("ignore", message=_message)
+
+# ... and Lightning's advertisement for a cloud logger, printed at every start.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: not record.getMessage().startswith("\N{ELECTRIC LIGHT BULB} Tip")
+)
 
 RUN_VERSION_ENV = "NIVESHI_RUN_VERSION"  # hands the pinned version to DDP child processes
 
