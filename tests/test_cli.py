@@ -27,17 +27,18 @@ def test_fit_then_every_subcommand_with_best_and_last(tmp_path):
 
 
 def test_saved_config_pins_its_run_and_reproduces_it(tmp_path):
+    runs = tmp_path / "runs" / "example"
     main(["fit", "--config", conf("example.yaml")])
-    main(["fit", "--config", conf("example.yaml")])
-    saved = tmp_path / "runs" / "example" / "version_1" / "config.yaml"
-    config = yaml.safe_load(saved.read_text())
-    assert config["trainer"]["logger"]["init_args"]["version"] == 1
-    first = torch.load(tmp_path / "runs/example/version_0/checkpoints/last.ckpt", weights_only=True)
-    second = torch.load(
-        tmp_path / "runs/example/version_1/checkpoints/last.ckpt", weights_only=True
-    )
+    saved = runs / "version_0" / "config.yaml"
+    assert yaml.safe_load(saved.read_text())["trainer"]["logger"]["init_args"]["version"] == 0
+    main(["fit", "--config", conf("example.yaml")])  # an unpinned config opens the next version
+    assert (runs / "version_1" / "config.yaml").is_file()
+    # the saved config alone (into another directory) reproduces the first run's weights
+    main(["fit", "--config", str(saved), "--trainer.logger.init_args.version", "7"])
+    first = torch.load(runs / "version_0/checkpoints/last.ckpt", weights_only=True)
+    again = torch.load(runs / "version_7/checkpoints/last.ckpt", weights_only=True)
     for name, value in first["state_dict"].items():
-        assert torch.equal(value, second["state_dict"][name]), name
+        assert torch.equal(value, again["state_dict"][name]), name
 
 
 def test_print_config_is_complete(capsys):
