@@ -79,6 +79,15 @@ class NiveshiCLI(LightningCLI):
             callbacks = [*callbacks, ProgressBar()]
         return super()._instantiate_trainer(config, callbacks)
 
+    def _parse_ckpt_path(self) -> None:
+        """Keep the config in charge when `--ckpt_path` names a file.
+
+        LightningCLI would overwrite the model's arguments with the hyperparameters stored in
+        the checkpoint, silently undoing `--model.init_args.lr 1e-4` on a resume (and only for
+        explicit paths, not for best/last). Here the config decides the model; the checkpoint
+        supplies weights and training state.
+        """
+
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.spec", "model.init_args.spec", apply_on="instantiate")
 

@@ -87,6 +87,9 @@ def test_nan_loss_stops_with_message_and_usable_checkpoint(tmp_path):
     state = torch.load(ckpt, weights_only=True)
     assert state["global_step"] == 3
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values())
+    # usable: training resumes from it (here with the healthy model) and finishes
+    resumed = main(["fit", "--config", conf("example.yaml"), "--ckpt_path", str(ckpt)])
+    assert resumed.trainer.state.finished and resumed.trainer.global_step > 3
 
 
 def test_nan_stop_from_the_command_line_is_one_line_exit_3():
