@@ -166,3 +166,11 @@ def test_rollouts_are_a_function_of_seed_rank_and_epoch():
     assert torch.equal(rollout_bars(0, 3), rollout_bars(0, 3))
     assert not torch.equal(rollout_bars(0, 3), rollout_bars(1, 3))
     assert not torch.equal(rollout_bars(0, 3), rollout_bars(0, 4))
+
+
+def test_learning_rate_anneals_linearly_per_iteration():
+    """CleanRL detail 4: lr_e = lr * (1 - e / max_epochs); the last epoch trains at lr / 3 here."""
+    cli = main(
+        ["fit", "--config", SYNTHETIC, "--trainer.max_epochs", "3", "--model.init_args.lr", "0.003"]
+    )
+    assert float(cli.trainer.callback_metrics["train/lr"]) == pytest.approx(0.001)

@@ -126,6 +126,7 @@ class PPOTrader(LightningModule):
             + hp.aux_volatility_coef * aux_losses["aux_volatility"]
         )
         metrics = {"loss": loss, "value_loss": v_loss, "entropy": entropy, **policy, **aux_losses}
+        metrics["lr"] = self.optimizers().param_groups[0]["lr"]  # the rate this step used
         self.log_dict(
             {f"train/{k}": v for k, v in metrics.items()},
             on_step=False,
@@ -175,7 +176,6 @@ class PPOTrader(LightningModule):
             rollout.values.reshape(-1), rollout.returns.reshape(-1)
         )
         metrics["env_steps_per_s"] = rollout.steps_per_s
-        metrics["lr"] = self.optimizers().param_groups[0]["lr"]
         self.log_dict({f"train/{k}": float(v) for k, v in metrics.items()}, sync_dist=True)
 
     def configure_optimizers(self):
