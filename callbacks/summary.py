@@ -30,9 +30,7 @@ class RunSummary(Callback):
             if isinstance(value, torch.Tensor) and value.numel() == 1 and "/grad_norm/" not in name
         }
         metrics = {n: v for prefix in prefixes for n, v in scalars.items() if n.startswith(prefix)}
-        table = Table(
-            title=f"{stage} summary ({_where(trainer, stage)})"
-        )
+        table = Table(title=f"{stage} summary ({_where(trainer, stage)})")
         table.add_column("metric")
         table.add_column("value", justify="right")
         for name in list(metrics)[: self.max_rows]:

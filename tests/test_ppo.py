@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from datamodules.market.env import position_returns
+from datamodules.market.env import path_returns
 from datamodules.market.synthetic import oracle_positions
 from main import main
 from modules.errors import ConfigError
@@ -21,8 +21,7 @@ def _oracle_val_sharpe(datamodule, phi: float) -> float:
     series = datamodule.split("val")
     bars = series.decision_bars
     position = oracle_positions(datamodule.frame("val"), bars, phi).double()
-    previous = torch.cat([torch.zeros(1, dtype=torch.float64), position[:-1]])
-    returns = position_returns(position, previous, series.fill_returns[bars], 0.0)
+    returns = path_returns(position, series.fill_returns[bars], cost_bps=0.0)
     return trading_metrics(returns, position, series.periods_per_year)["sharpe"]
 
 

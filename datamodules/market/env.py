@@ -25,6 +25,15 @@ def position_returns(
     return position * fill_return - cost * (position - previous).abs()
 
 
+def path_returns(
+    positions: torch.Tensor, fill_returns: torch.Tensor, cost_bps: float
+) -> torch.Tensor:
+    """Per-bar returns of holding `positions` [D] in turn, starting flat (walks, baselines)."""
+    positions = positions.double()
+    previous = torch.cat([torch.zeros(1, dtype=torch.float64), positions[:-1]])
+    return position_returns(positions, previous, fill_returns, cost_bps * 1e-4)
+
+
 class MarketEnv:
     def __init__(
         self,

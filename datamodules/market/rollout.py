@@ -82,14 +82,12 @@ def collect(
         bars = env.t.clone()
         reward, done, final_t, final_position = env.step(actions)
         scaled = reward.float() * reward_scale
+        running += reward
         if done.any():  # bootstrap truncated episodes with V(state reached)
             final_obs = env.series.observe(final_t[done])
             scaled[done] += gamma * policy(final_obs, final_position[done].float())[1].float()
-            running += reward
             finished.append(running[done].clone())
             running[done] = 0.0
-        else:
-            running += reward
         for key, value_ in zip(
             fields,
             (

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from datamodules.market.env import position_returns
+from datamodules.market.env import path_returns
 from datamodules.market.series import MarketSeries
 
 # probs_fn(obs [B, F, W], held [B]) -> action probabilities [B, A]
@@ -55,16 +55,11 @@ def greedy_walk(
         held_index = action
     position = torch.tensor(taken, dtype=torch.float64)
     fill = series.fill_returns[bars]
-    cost = cost_bps * 1e-4
-    previous = torch.cat([torch.zeros(1, dtype=torch.float64), position[:-1]])
-    hold = torch.ones_like(position)
     return Walk(
         bars=bars,
         timestamps=series.timestamps[bars],
         positions=position,
-        net_returns=position_returns(position, previous, fill, cost),
-        hold_returns=position_returns(
-            hold, torch.cat([torch.zeros(1, dtype=torch.float64), hold[:-1]]), fill, cost
-        ),
+        net_returns=path_returns(position, fill, cost_bps),
+        hold_returns=path_returns(torch.ones_like(position), fill, cost_bps),
         probabilities=torch.stack(chosen_probs),
     )
