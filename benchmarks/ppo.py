@@ -121,13 +121,13 @@ def sb3_ppo(datamodule: MarketDataModule, total_steps: int) -> tuple[float, floa
     model.learn(total_timesteps=total_steps)
     elapsed = time.perf_counter() - start
     positions = torch.tensor(datamodule.spec.positions)
+    series = datamodule.split("val")
 
-    def probs(window: torch.Tensor, held: torch.Tensor) -> torch.Tensor:
-        obs = flatten_observation(window, held, positions)
+    def probs(bars: torch.Tensor, held: torch.Tensor) -> torch.Tensor:
+        obs = flatten_observation(series.observe(bars), held, positions)
         with torch.no_grad():
             return model.policy.get_distribution(obs).distribution.probs
 
-    series = datamodule.split("val")
     walk = greedy_walk(probs, series, datamodule.spec.positions, hp.cost_bps)
     return total_steps / elapsed, trading_metrics(
         walk.net_returns, walk.positions, series.periods_per_year

@@ -74,11 +74,13 @@ def test_fit_test_predict_and_ensemble(tmp_path):
     ensemble = run_test_with_ensemble(f"[{ckpts / 'last.ckpt'}]")
     assert len(ensemble.model._ensemble) == 1
     series = ensemble.datamodule.split("test")
-    obs, held = series.observe(series.decision_bars[:5]), torch.zeros(5)
+    bars, held = series.decision_bars[:5], torch.zeros(5)
+    obs = series.observe(bars)
     members = [ensemble.model.net, ensemble.model._ensemble[0]]
     with torch.inference_mode():  # members were loaded inside `test`, in inference mode
         by_hand = sum(torch.softmax(net(obs, held)[0], -1) for net in members) / 2
-        assert torch.allclose(ensemble.model._probs(obs, held), by_hand)
+        probs = ensemble.model.ensemble_probs(series.features)
+        assert torch.allclose(probs(bars, held), by_hand, atol=1e-6)
         assert not torch.allclose(*(torch.softmax(net(obs, held)[0], -1) for net in members))
     assert torch.isfinite(ensemble.trainer.callback_metrics["test/sharpe"])
     with pytest.raises(ConfigError, match="does not exist"):

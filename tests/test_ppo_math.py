@@ -112,10 +112,11 @@ def series() -> MarketSeries:
     return MarketSeries.build(frame, normalizer, window=8, vol_window=20, aux_horizon=5)
 
 
-def constant_policy(value: float = 0.0):
-    def policy(obs: torch.Tensor, held: torch.Tensor):
-        assert obs.shape[1:] == (6, 8) and held.shape == obs.shape[:1]
-        return torch.zeros(len(obs), 3), torch.full((len(obs),), value)
+def constant_policy(value: float = 0.0, series_window: int = 8):
+    def policy(bars: torch.Tensor, held: torch.Tensor):
+        assert bars.dtype == torch.long and held.shape == bars.shape
+        assert (bars >= series_window - 1).all()  # every bar has a full window behind it
+        return torch.zeros(len(bars), 3), torch.full((len(bars),), value)
 
     return policy
 
@@ -195,7 +196,6 @@ def test_minibatches_cover_every_step_once_per_epoch():
     batches = list(
         minibatches(
             rollout,
-            observe=lambda bars: bars.float()[:, None, None] + 0.5,
             extras=lambda bars: {"extra": bars + 1000},
             epochs=3,
             minibatch_size=4,
@@ -214,7 +214,7 @@ def test_minibatches_cover_every_step_once_per_epoch():
         assert torch.equal(b["actions"], ids_ * 10) and torch.equal(b["held"], (ids_ % 2).float())
         assert torch.equal(b["logprobs"], -ids_.float()) and torch.equal(b["values"], ids_ / 2)
         assert torch.equal(b["advantages"], ids_ * 3.0) and torch.equal(b["returns"], ids_ * 4.0)
-        assert torch.equal(b["obs"][:, 0, 0], ids_ + 0.5) and torch.equal(b["extra"], ids_ + 1000)
+        assert torch.equal(b["extra"], ids_ + 1000)
 
 
 # ---- greedy walk ----------------------------------------------------------------------------
@@ -235,8 +235,8 @@ def hand_series() -> MarketSeries:
 
 
 def test_greedy_walk_always_long_is_buy_and_hold():
-    def prefers_long(obs, held):
-        return torch.tensor([[0.1, 0.2, 0.7]]).expand(len(obs), 3)
+    def prefers_long(bars, held):
+        return torch.tensor([[0.1, 0.2, 0.7]]).expand(len(bars), 3)
 
     walk = greedy_walk(prefers_long, hand_series(), (-1.0, 0.0, 1.0), cost_bps=10, chunk=4)
     assert walk.bars.tolist() == [2, 3, 4, 5, 6, 7]
@@ -249,10 +249,10 @@ def test_greedy_walk_always_long_is_buy_and_hold():
     assert torch.allclose(walk.probabilities, torch.tensor([[0.1, 0.2, 0.7]]).expand(6, 3))
 
 
-def test_greedy_walk_follows_the_observation_and_the_held_position():
-    # Long after even bars, short after odd ones: reads the window's last bar (t itself).
-    def by_bar(obs, held):
-        even = obs[:, 0, -1] % 2 == 0
+def test_greedy_walk_follows_the_bar_and_the_held_position():
+    # Long after even bars, short after odd ones.
+    def by_bar(bars, held):
+        even = bars % 2 == 0
         return torch.where(
             even[:, None], torch.tensor([0.1, 0.1, 0.8]), torch.tensor([0.8, 0.1, 0.1])
         )
@@ -271,7 +271,7 @@ def test_greedy_walk_follows_the_observation_and_the_held_position():
     assert walk.net_returns.tolist() == pytest.approx(by_hand, abs=1e-15)
 
     # Long when flat, flat when long: the walk is sequential in the position it holds.
-    def alternate(obs, held):
+    def alternate(bars, held):
         flat = held == 0
         return torch.where(
             flat[:, None], torch.tensor([0.1, 0.2, 0.7]), torch.tensor([0.1, 0.7, 0.2])
@@ -284,8 +284,8 @@ def test_greedy_walk_follows_the_observation_and_the_held_position():
 
 
 def test_greedy_walk_long_only_starts_flat():
-    def prefers_long(obs, held):
-        return torch.tensor([[0.3, 0.7]]).expand(len(obs), 2)
+    def prefers_long(bars, held):
+        return torch.tensor([[0.3, 0.7]]).expand(len(bars), 2)
 
     walk = greedy_walk(prefers_long, hand_series(), (0.0, 1.0), cost_bps=10)
     assert walk.positions.tolist() == [1.0] * 6

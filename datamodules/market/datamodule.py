@@ -220,7 +220,11 @@ class MarketDataModule(LightningDataModule):
 
 
 class RolloutEpochs(IterableDataset):
-    """One Lightning epoch = one rollout with the current policy, then PPO minibatches."""
+    """One Lightning epoch = one rollout with the current policy, then PPO minibatches.
+
+    The LightningModule provides `bar_policy(features [T, F])`, a no-grad policy over bars of
+    that series; batches carry bar indices and the series, and the module encodes them.
+    """
 
     def __init__(self, datamodule: MarketDataModule) -> None:
         self.datamodule = datamodule
@@ -232,25 +236,24 @@ class RolloutEpochs(IterableDataset):
         dm = self.datamodule
         module = dm.trainer.lightning_module
         generator = dm.rollout_generator()
-        device = module.device
-
-        def policy(obs: torch.Tensor, held: torch.Tensor):
-            logits, value = module(obs.to(device), held.to(device))[:2]
-            return logits.cpu(), value.cpu()
-
+        series = dm.split("train")
         was_training = module.training
         module.eval()
+        act = module.bar_policy(series.features)  # encodes the split once for the rollout
+
+        def policy(bars: torch.Tensor, held: torch.Tensor):
+            logits, value = act(bars, held)[:2]
+            return logits.cpu(), value.cpu()
+
         rollout = dm.collect_rollout(policy, generator)
         module.train(was_training)
-        series = dm.split("train")
 
         def extras(bars: torch.Tensor) -> dict[str, torch.Tensor]:
             return {
+                "features": series.features,  # the same tensor every batch, not a copy
                 "aux_sign": series.aux_sign[bars],
                 "aux_volatility": series.aux_volatility[bars],
             }
 
         hp = dm.hparams
-        yield from minibatches(
-            rollout, series.observe, extras, hp.ppo_epochs, hp.minibatch_size, generator
-        )
+        yield from minibatches(rollout, extras, hp.ppo_epochs, hp.minibatch_size, generator)

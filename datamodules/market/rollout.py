@@ -15,7 +15,8 @@ import torch
 
 from datamodules.market.env import MarketEnv
 
-# policy(obs [B, F, W], position [B]) -> (logits [B, A], value [B], ...)
+# policy(bars [B], held position [B]) -> (logits [B, A], value [B], ...): the policy's view of
+# bar t is the window ending at t, which the policy reads from the split it was built on.
 Policy = Callable[[torch.Tensor, torch.Tensor], tuple]
 
 
@@ -75,17 +76,16 @@ def collect(
     running = torch.zeros(n, dtype=torch.float64)
     finished: list[torch.Tensor] = []
     for _ in range(steps):
-        obs, held = env.observe()
-        logits, value = policy(obs, held)[:2]
+        bars, held = env.t.clone(), env.position.float()
+        logits, value = policy(bars, held)[:2]
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         actions = torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(1)
-        bars = env.t.clone()
         reward, done, final_t, final_position = env.step(actions)
         scaled = reward.float() * reward_scale
         running += reward
         if done.any():  # bootstrap truncated episodes with V(state reached)
-            final_obs = env.series.observe(final_t[done])
-            scaled[done] += gamma * policy(final_obs, final_position[done].float())[1].float()
+            final_value = policy(final_t[done], final_position[done].float())[1]
+            scaled[done] += gamma * final_value.float()
             finished.append(running[done].clone())
             running[done] = 0.0
         for key, value_ in zip(
@@ -107,8 +107,7 @@ def collect(
         **{k: torch.stack(v) for k, v in fields.items()},
         episode_returns=torch.cat(finished) if finished else torch.zeros(0),
     )
-    obs, held = env.observe()
-    next_value = policy(obs, held)[1].float()
+    next_value = policy(env.t, env.position.float())[1].float()
     rollout.advantages, rollout.returns = gae(
         rollout.rewards, rollout.values, rollout.dones, next_value, gamma, gae_lambda
     )
@@ -143,13 +142,16 @@ def gae(
 
 def minibatches(
     rollout: Rollout,
-    observe: Callable[[torch.Tensor], torch.Tensor],
     extras: Callable[[torch.Tensor], dict],
     epochs: int,
     minibatch_size: int,
     generator: torch.Generator,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """`epochs` passes over the flattened rollout in shuffled minibatches (last one may be short)."""
+    """`epochs` passes over the flattened rollout in shuffled minibatches (last one may be short).
+
+    `extras(bars)` adds what the learner needs beside the rollout's fields (the series the
+    bars index, auxiliary targets); observations are not copied into batches.
+    """
     flat = {
         "bars": rollout.bars.reshape(-1),
         "held": rollout.held.reshape(-1).float(),
@@ -165,6 +167,5 @@ def minibatches(
         for start in range(0, total, minibatch_size):
             index = order[start : start + minibatch_size]
             batch = {key: value[index] for key, value in flat.items()}
-            batch["obs"] = observe(batch["bars"])
             batch.update(extras(batch["bars"]))
             yield batch

@@ -15,7 +15,7 @@ import torch
 from datamodules.market.env import path_returns
 from datamodules.market.series import MarketSeries
 
-# probs_fn(obs [B, F, W], held [B]) -> action probabilities [B, A]
+# probs_fn(bars [B], held [B]) -> action probabilities [B, A] (bar t: the window ending at t)
 ProbsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -44,7 +44,7 @@ def greedy_walk(
             chunk_bars = bars[start : start + chunk]
             held_tensor = torch.full((len(chunk_bars),), held)
             table[start : start + chunk, held_index] = (
-                probs_fn(series.observe(chunk_bars), held_tensor).float().cpu()
+                probs_fn(chunk_bars, held_tensor).float().cpu()
             )
     held_index = positions.index(0.0)
     taken, chosen_probs = [], []

@@ -8,6 +8,7 @@ metrics beside buy-and-hold on the same bars.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -28,7 +29,7 @@ from modules.ppo.losses import (
     ppo_policy_loss,
     value_loss,
 )
-from modules.ppo.networks import PolicyValueNet
+from modules.ppo.networks import BarPolicy, PolicyValueNet
 from modules.ppo.plots import DASHBOARD, equity_figure
 from modules.ppo.trading_metrics import trading_metrics
 
@@ -53,7 +54,7 @@ class PPOTrader(LightningModule):
         spec: MarketSpec | None = None,
         width: int = 32,
         depth: int = 4,
-        kernel_size: int = 5,
+        kernel_size: int = 4,
         dropout: float = 0.0,
         hidden: int = 64,
         shared_trunk: bool = True,
@@ -93,7 +94,12 @@ class PPOTrader(LightningModule):
         self._ensemble: list[PolicyValueNet] = []
 
     def forward(self, obs: torch.Tensor, held: torch.Tensor):
+        """obs [B, F, W] windows, held [B] -> logits, value, aux (see `PolicyValueNet`)."""
         return self.net(obs, held)
+
+    def bar_policy(self, features: torch.Tensor) -> BarPolicy:
+        """No-grad policy over bars of one series (features [T, F]); rollouts use it."""
+        return self.net.bar_policy(features)
 
     def on_fit_start(self) -> None:
         log_dashboard(self.trainer, DASHBOARD)
@@ -107,7 +113,8 @@ class PPOTrader(LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         hp = self.hparams
-        logits, value, aux = self.net(batch["obs"], batch["held"])
+        encoded = self.net.encode(batch["features"], batch["bars"])
+        logits, value, aux = self.net.heads(encoded, batch["held"])
         dist = Categorical(logits=logits)
         new_logprob = dist.log_prob(batch["actions"])
         entropy = dist.entropy().mean()
@@ -142,7 +149,7 @@ class PPOTrader(LightningModule):
         self, aux: torch.Tensor | None, batch: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
         """BCE on next-k return sign, MSE on next-k realized volatility; bars without targets masked."""
-        zero = torch.zeros((), device=batch["obs"].device)
+        zero = torch.zeros((), device=batch["held"].device)
         if aux is None:
             return {"aux_sign": zero, "aux_volatility": zero}
         sign, volatility = batch["aux_sign"], batch["aux_volatility"]
@@ -195,13 +202,18 @@ class PPOTrader(LightningModule):
         }
 
     # ---- evaluation ---------------------------------------------------------------------
-    def _probs(self, obs: torch.Tensor, held: torch.Tensor) -> torch.Tensor:
-        nets = [self.net, *self._ensemble]
-        obs, held = obs.to(self.device), held.to(self.device)
-        return torch.stack([torch.softmax(net(obs, held)[0], dim=-1) for net in nets]).mean(0)
+    def ensemble_probs(self, features: torch.Tensor) -> Callable[..., torch.Tensor]:
+        """probs(bars, held) -> [B, A]: action probabilities averaged over the ensemble."""
+        policies = [net.bar_policy(features) for net in (self.net, *self._ensemble)]
+
+        def probs(bars: torch.Tensor, held: torch.Tensor) -> torch.Tensor:
+            return torch.stack([torch.softmax(p(bars, held)[0], dim=-1) for p in policies]).mean(0)
+
+        return probs
 
     def walk(self, series: MarketSeries) -> Walk:
-        return greedy_walk(self._probs, series, self.spec.positions, self.spec.cost_bps)
+        probs = self.ensemble_probs(series.features)
+        return greedy_walk(probs, series, self.spec.positions, self.spec.cost_bps)
 
     def _evaluate(self, series: MarketSeries, stage: str) -> dict[str, float]:
         walk = self.walk(series)
