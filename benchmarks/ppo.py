@@ -1,7 +1,7 @@
 """PPO trader benchmark: env throughput vs gym-anytrading, end-to-end PPO vs Stable-Baselines3.
 
     pip install -e ".[bench]"
-    python benchmarks/ppo.py [--steps 204800] [--json results.json]
+    python benchmarks/ppo.py [--steps 409600] [--json results.json]
 
 1. env steps/s: our vectorized MarketEnv (random actions, an observation built every step)
    vs gym-anytrading's StocksEnv in a gymnasium SyncVectorEnv of 16, on the same GOOGL bars
@@ -139,8 +139,8 @@ def main() -> None:
     args.add_argument(
         "--steps",
         type=int,
-        default=204_800,
-        help="env steps for each PPO (default: the config's 100 epochs)",
+        default=409_600,
+        help="env steps for each PPO (default: the config's 50 epochs)",
     )
     args.add_argument(
         "--seconds", type=float, default=3.0, help="timing window of each env throughput loop"

@@ -1,6 +1,6 @@
 """PPO vs A2C vs buy-and-hold on real data, over several seeds (the README's results table).
 
-    python benchmarks/ppo_vs_a2c.py [--datasets googl eurusd] [--seeds 0 1 2] [--epochs 100] [--json out.json]
+    python benchmarks/ppo_vs_a2c.py [--datasets googl eurusd] [--seeds 0 1 2] [--epochs 50] [--json out.json]
 
 For each dataset, algorithm (configs/ppo.yaml, configs/a2c.yaml) and seed: `fit`, then `test`
 with the best checkpoint by val Sharpe. Reports test Sharpe / return / max drawdown (mean and
@@ -53,7 +53,7 @@ def main_() -> None:
     args = parser(__doc__.splitlines()[0])
     args.add_argument("--datasets", nargs="+", default=["googl", "eurusd"])
     args.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    args.add_argument("--epochs", type=int, default=100)
+    args.add_argument("--epochs", type=int, default=50, help="epochs per run (the configs: 50)")
     options = args.parse_args()
     metrics: dict[str, float] = {}
     lines = [

@@ -86,6 +86,9 @@ class GradNormMonitor(Callback):
     def _find_problem(self, pl_module: LightningModule) -> str | None:
         if self._bad_loss is not None:
             return f"loss is {self._bad_loss}"
+        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        if not grads or torch.isfinite(torch.nn.utils.get_total_norm(grads)):
+            return None  # one fused norm per step; a NaN/Inf anywhere makes it non-finite
         for name, param in pl_module.named_parameters():
             if param.grad is not None and not torch.isfinite(param.grad).all():
                 return f"gradient of parameter '{name}' is non-finite"
