@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import datamodules.example.blobs  # noqa: F401  (registers BlobsSpec for weights_only loads)
 from main import main
 from tests.conftest import DDP_ON_TWO_CPUS, conf, run_main
 
