@@ -93,6 +93,9 @@ class PPOTrader(LightningModule):
         self.val_sharpe_history: list[float] = []
         self._stop_updates = False
         self._step_metrics = EpochMeans()
+        self._checkpoint_epoch: int | str = "none (untrained)"
+        # lets Lightning's model summary show input/output shapes and FLOPs
+        self.example_input_array = (torch.zeros(1, spec.num_features, spec.window), torch.zeros(1))
         self._ensemble: list[PolicyValueNet] = []
 
     def forward(self, obs: torch.Tensor, held: torch.Tensor):
@@ -239,10 +242,12 @@ class PPOTrader(LightningModule):
         if stage == "test" or (
             not self.trainer.sanity_checking and epoch % self.hparams.figure_every_n_epochs == 0
         ):
+            # `test` does not restore the loop's epoch: name the checkpoint's instead
+            trained = (
+                f"after epoch {self._checkpoint_epoch}" if stage == "test" else f"epoch {epoch}"
+            )
             log_figure(
-                self.trainer,
-                f"{stage}/equity",
-                equity_figure(walk, f"{stage} split, epoch {epoch}"),
+                self.trainer, f"{stage}/equity", equity_figure(walk, f"{stage} split, {trained}")
             )
         return metrics
 
@@ -300,3 +305,4 @@ class PPOTrader(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.val_sharpe_history = list(checkpoint.get("val_sharpe_history", []))
+        self._checkpoint_epoch = checkpoint.get("epoch", "?")
