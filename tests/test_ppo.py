@@ -126,6 +126,23 @@ def test_a2c_and_target_kl_early_stop():
     )  # updates stopped early once approx-KL exceeded the target
 
 
+def test_mixed_precision_trains_with_gradient_clipping():
+    # Lightning refuses to clip gradients of a fused optimizer under mixed precision.
+    cli = main(
+        [
+            "fit",
+            "--config",
+            SYNTHETIC,
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.precision",
+            "bf16-mixed",
+        ]
+    )
+    assert cli.trainer.global_step == cli.datamodule.num_minibatches()
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+
+
 @pytest.mark.slow
 def test_ppo_ddp_on_two_cpu_processes(tmp_path):
     result = run_main("fit", "--config", SYNTHETIC, "--trainer.max_epochs", "2", *DDP_ON_TWO_CPUS)

@@ -164,6 +164,21 @@ def test_collect_bootstraps_truncated_episodes_with_the_value_reached(series):
     assert torch.equal(r.values, torch.full((12, 4), 0.5))
 
 
+def test_collect_asks_the_policy_about_the_decision_bar_and_the_state_reached(series):
+    # V(bar, held) = bar + 1000 * held tells which bar and position the policy was asked about.
+    def bar_value(bars: torch.Tensor, held: torch.Tensor):
+        return torch.zeros(len(bars), 3), bars.float() + 1000 * held
+
+    generator = torch.Generator().manual_seed(0)
+    env = MarketEnv(series, num_envs=4, episode_length=5, cost_bps=10, generator=generator)
+    r = collect(env, bar_value, 12, generator, reward_scale=1.0, gamma=0.9, gae_lambda=0.95)
+    assert torch.equal(r.values, r.bars.float() + 1000 * r.held)
+    # A finished episode is bootstrapped with V(next bar, position just taken).
+    reached = (r.bars + 1).float() + 1000 * r.positions.float()
+    expected = r.net_returns.float() + 0.9 * reached * r.dones.float()
+    assert r.dones.any() and torch.allclose(r.rewards, expected, atol=1e-3)
+
+
 def test_collect_is_determined_by_the_generator(series):
     a, b, c = (
         rollout_with(series, seed=7),

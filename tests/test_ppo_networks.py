@@ -59,10 +59,9 @@ def test_window_batch_and_series_pass_give_the_same_encoding(shared_trunk):
     assert torch.allclose(windows, series, atol=1e-5)
     # `encode` picks the route by cost: a few far-apart bars go as windows, many as a series.
     assert torch.allclose(net.encode(features, bars), windows, atol=1e-5)
-    many = torch.arange(15, 200)
-    assert torch.allclose(
-        net.encode(features, many), net.encode_windows(features.unfold(0, WINDOW, 1)), atol=1e-5
-    )
+    many = torch.arange(60, 200)  # a span that does not start at bar 0
+    windows = net.encode_windows(features.unfold(0, WINDOW, 1)[many - WINDOW + 1])
+    assert torch.allclose(net.encode(features, many), windows, atol=1e-5)
     with pytest.raises(ValueError, match="fewer than window"):
         net.encode(features, torch.tensor([14]))
 
@@ -86,6 +85,8 @@ def test_bar_policy_is_the_window_policy_and_refuses_bars_without_a_window():
     assert torch.allclose(logits, expected[0], atol=1e-5)
     assert torch.allclose(value, expected[1], atol=1e-5)
     assert torch.isnan(act(torch.tensor([14]), torch.zeros(1))[0]).all()
+    with pytest.raises(ValueError, match="negative"):
+        act(torch.tensor([-1]), torch.zeros(1))
 
 
 def test_a_receptive_field_wider_than_the_window_is_a_config_error():

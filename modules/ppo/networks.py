@@ -223,6 +223,8 @@ class PolicyValueNet(nn.Module):
         encoded = torch.cat([missing, encoded])  # row t: the window ending at bar t
 
         def policy(bars: torch.Tensor, held: torch.Tensor):
+            if len(bars) and int(bars.min()) < 0:
+                raise ValueError(f"negative bar index {int(bars.min())}")
             with torch.no_grad():
                 return self.heads(encoded[bars.to(encoded.device)], held.to(encoded.device))
 
