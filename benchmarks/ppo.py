@@ -9,6 +9,8 @@
 2. PPO env steps/s, end to end (rollouts + updates): our `configs/ppo.yaml` trader vs SB3's
    PPO (MlpPolicy, its defaults) on our env through its gymnasium interface, for the same
    number of env steps; each one's val Sharpe (deterministic walk of the val split) beside it.
+3. the policy's cost per optimizer step on one minibatch of train bars, encoded as one pass
+   over the split (what training does) vs as separate windows (same weights, same outputs).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,6 +35,7 @@ from modules.ppo.evaluation import greedy_walk  # noqa: E402
 from modules.ppo.trading_metrics import trading_metrics  # noqa: E402
 
 CONFIG = ROOT / "configs" / "ppo.yaml"
+CONFIG_ARGS = yaml.safe_load(CONFIG.read_text())
 
 
 def time_loop(step, seconds: float, repeats: int = 3) -> tuple[int, float]:
@@ -84,13 +88,48 @@ def gym_anytrading_steps_per_s(window: int, num_envs: int, seconds: float) -> fl
     return calls * num_envs / elapsed
 
 
+def network_routes_ms(
+    datamodule: MarketDataModule, batch: int, seconds: float
+) -> tuple[float, float]:
+    """ms per forward+backward of the default policy on `batch` random train bars:
+    (one pass over the split, the same bars as separate windows). Same weights, same outputs."""
+    from modules.ppo.networks import PolicyValueNet
+
+    model = CONFIG_ARGS["model"]["init_args"]
+    spec = datamodule.spec
+    torch.manual_seed(0)
+    net = PolicyValueNet(
+        spec.num_features,
+        spec.window,
+        spec.positions,
+        **{k: model[k] for k in ("width", "depth", "kernel_size")},
+    )
+    series = datamodule.split("train")
+    bars = torch.randint(series.first_decision, series.last_decision + 1, (batch,))
+    held = torch.zeros(batch)
+
+    def step(encoded: torch.Tensor) -> None:
+        logits, value, _ = net.heads(encoded, held)
+        (logits.sum() + value.sum()).backward()
+
+    def series_pass() -> None:
+        step(net.encode_series(series.features)[bars - spec.window + 1])
+
+    def window_batch() -> None:
+        step(net.encode_windows(series.observe(bars)))
+
+    times = []
+    for run in (series_pass, window_batch):
+        calls, elapsed = time_loop(run, seconds)
+        times.append(elapsed / calls * 1e3)
+    return times[0], times[1]
+
+
 def our_ppo(total_steps: int, workdir: Path) -> tuple[float, float, int]:
     """Fit configs/ppo.yaml for ~total_steps env steps; (env steps/s, final val Sharpe, steps)."""
-    import yaml
-
     from main import main
 
-    data = yaml.safe_load(CONFIG.read_text())["data"]["init_args"]
+    data = CONFIG_ARGS["data"]["init_args"]
     per_epoch = data["num_envs"] * data["rollout_steps"]
     epochs = max(1, round(total_steps / per_epoch))
     args = [
@@ -150,10 +189,13 @@ def main() -> None:
     )
     options = args.parse_args()
     torch.manual_seed(0)
-    datamodule = MarketDataModule()
+    datamodule = MarketDataModule(**CONFIG_ARGS["data"]["init_args"])
     window = datamodule.hparams.window
     load_ohlcv(resolve_source("googl"))  # both sides read the same file
 
+    series_ms, windows_ms = network_routes_ms(
+        datamodule, datamodule.hparams.minibatch_size, options.seconds
+    )
     ours_env = our_env_steps_per_s(datamodule, options.num_envs, options.seconds)
     peer_env = gym_anytrading_steps_per_s(window, 16, options.seconds)
     with tempfile.TemporaryDirectory() as workdir:
@@ -162,12 +204,15 @@ def main() -> None:
     ratios = {
         "env_steps_per_s_vs_gym_anytrading": ours_env / peer_env,
         "ppo_steps_per_s_vs_sb3": ours_ppo / peer_ppo,
+        "policy_step_windows_ms_over_series_ms": windows_ms / series_ms,
     }
     metrics = {
         "niveshi_env_steps_per_s": ours_env,
         "gym_anytrading_sync16_steps_per_s": peer_env,
         "niveshi_ppo_env_steps_per_s": ours_ppo,
         "sb3_ppo_env_steps_per_s": peer_ppo,
+        "policy_step_series_ms": series_ms,
+        "policy_step_windows_ms": windows_ms,
         "niveshi_val_sharpe": ours_sharpe,
         "sb3_val_sharpe": peer_sharpe,
         "env_steps": steps,
