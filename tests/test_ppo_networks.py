@@ -66,6 +66,24 @@ def test_window_batch_and_series_pass_give_the_same_encoding(shared_trunk):
         net.encode(features, torch.tensor([14]))
 
 
+def test_gradients_through_repeated_bars_repeat_bit_for_bit():
+    # Minibatches sample bars with repetition; a gather whose backward accumulates in a
+    # thread-dependent order would make two identical runs drift apart.
+    net = _net(width=32)
+    features = torch.randn(1600, 6)
+    bars = torch.randint(WINDOW - 1, 1600, (2048,), generator=torch.Generator().manual_seed(0))
+
+    weights = torch.randn(2048, net.policy_trunk.out_features)  # distinct per-sample gradients
+
+    def gradient() -> torch.Tensor:
+        net.zero_grad()
+        (net.encode(features, bars) * weights).sum().backward()
+        return net.policy_trunk.stem.weight.grad.clone()
+
+    first = gradient()
+    assert all(torch.equal(first, gradient()) for _ in range(20))
+
+
 def test_the_encoding_of_bar_t_sees_exactly_bars_t_minus_w_plus_1_to_t():
     net = _net()
     features = torch.randn(60, 6, requires_grad=True)

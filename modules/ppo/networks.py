@@ -189,7 +189,10 @@ class PolicyValueNet(nn.Module):
         if first < 0:
             raise ValueError(f"bar {first + w - 1} has fewer than window={w} bars behind it")
         if last - first + 1 <= len(bars) * w:  # span pass: ~one window of work per bar
-            return self.encode_series(features[first : last + 1])[bars - (first + w - 1)]
+            encoded = self.encode_series(features[first : last + 1])
+            # index_select, not encoded[rows]: the latter's backward accumulates repeated rows
+            # in a thread-dependent order on CPU, so runs would not repeat bit for bit
+            return torch.index_select(encoded, 0, bars - (first + w - 1))
         return self.encode_windows(features.unfold(0, w, 1)[bars - w + 1])
 
     # ---- heads --------------------------------------------------------------------------
