@@ -11,7 +11,7 @@ import sys
 
 from jsonargparse import ArgumentError
 
-from modules.cli import NiveshiCLI
+from modules.cli import NiveshiCLI, discard_unused_run
 from modules.errors import NiveshiError
 
 
@@ -36,6 +36,7 @@ def cli_main() -> int:
         found = user_error(error)
         if found is None or os.environ.get("NIVESHI_DEBUG"):
             raise
+        discard_unused_run()
         print(f"error: {' '.join(str(found).split())}", file=sys.stderr)
         return getattr(found, "exit_code", 2)
     return 0

@@ -82,3 +82,56 @@ def test_every_config_in_configs_parses(capsys):
             main(["fit", "--config", str(path), "--print_config"])
         assert exit_info.value.code == 0, path
     capsys.readouterr()
+
+
+def _one_line_error(result, expected: str) -> None:
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
+
+
+def test_test_and_predict_keep_the_config_that_trained_the_run(tmp_path):
+    main(["fit", "--config", conf("example.yaml")])
+    saved = tmp_path / "runs/example/version_0/config.yaml"
+    trained = saved.read_text()
+    for subcommand in ("test", "predict", "validate"):
+        main([subcommand, "--config", conf("example.yaml"), "--ckpt_path", "best"])
+    assert saved.read_text() == trained
+
+
+def test_fit_will_not_restart_a_run_that_has_checkpoints(tmp_path):
+    main(["fit", "--config", conf("example.yaml")])
+    saved = tmp_path / "runs/example/version_0/config.yaml"
+    last = tmp_path / "runs/example/version_0/checkpoints/last.ckpt"
+    before = last.read_bytes()
+    _one_line_error(run_main("fit", "--config", str(saved)), "--ckpt_path last to resume")
+    assert last.read_bytes() == before
+
+
+def test_bad_checkpoint_paths_are_one_line_errors(tmp_path):
+    main(["fit", "--config", conf("example.yaml")])
+    best = str(tmp_path / "runs/example/version_0/checkpoints/best.ckpt")
+    not_a_checkpoint = tmp_path / "notes.ckpt"
+    not_a_checkpoint.write_text("hello")
+    cases = [
+        (["--ckpt_path", "missing.ckpt"], "no such file"),
+        (["--ckpt_path", str(not_a_checkpoint)], "not a readable checkpoint"),
+        (["--ckpt_path", best, "--model.init_args.hidden", "8"], "use the model arguments"),
+    ]
+    for args, expected in cases:
+        _one_line_error(run_main("test", "--config", conf("example.yaml"), *args), expected)
+
+
+def test_a_fit_that_fails_on_bad_data_leaves_no_run_behind(tmp_path):
+    synthetic = conf("ppo_synthetic.yaml")
+    main(["fit", "--config", synthetic, "--trainer.max_epochs", "1"])
+    bad = tmp_path / "bad.csv"
+    rows = ["Date,Open,High,Low,Close,Volume"]
+    rows += [f"2001-01-{d:02d},10,9,11,10,100" for d in range(1, 29)]  # High < Low
+    bad.write_text("\n".join(rows) + "\n")
+    result = run_main("fit", "--config", synthetic, "--data.init_args.dataset", str(bad))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "runs/ppo").iterdir()) == ["version_0"]
+    # and `best` still means the run that trained
+    assert main(["test", "--config", synthetic, "--ckpt_path", "best"]).trainer.state.finished
