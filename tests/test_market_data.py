@@ -183,6 +183,14 @@ def test_date_splits_in_the_datamodule():
     assert len(dm.frame("val")) == 175 - 8 - 110
 
 
+def test_a_date_with_a_timezone_is_read_as_utc():
+    times = pd.bdate_range("2000-01-03", periods=400)
+    kwargs = {"min_rows": 10, "embargo": 8, "test_start": "2000-09-02"}
+    naive = chronological_splits(times, val_start="2000-06-05", **kwargs)
+    aware = chronological_splits(times, val_start="2000-06-05T02:00:00+02:00", **kwargs)
+    assert aware == naive
+
+
 def test_bad_date_is_a_config_error():
     dm = MarketDataModule(dataset="synthetic", val_start="not a date")
     with pytest.raises(ConfigError, match="data.val_start='not a date' is not a date"):

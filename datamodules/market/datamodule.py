@@ -6,8 +6,8 @@ and serves `ppo_epochs` shuffled passes of minibatches (one optimizer step each)
 randomness is seeded from (seed, rank, epoch), so a resumed run and every DDP rank get the
 rollouts an uninterrupted run would have had, with distinct envs per rank.
 
-Splits are loaded lazily per stage: `fit` reads the train and val rows only, never the test
-rows (a file's test rows are not even parsed). The normalizer is fitted on train rows and
+Splits are loaded lazily per stage: `fit` reads the train and val rows only. Of the test rows
+only the timestamps are parsed (to place the split); their prices are never read. The normalizer is fitted on train rows and
 saved in checkpoints, so `test`/`predict` from a checkpoint use the exact training statistics.
 """
 
@@ -94,6 +94,10 @@ class MarketDataModule(LightningDataModule):
         super().__init__()
         if embargo is not None and embargo < window:
             raise ConfigError(f"data.embargo={embargo} must be at least data.window={window}")
+        if vol_window < 2:
+            raise ConfigError(
+                f"data.vol_window={vol_window} must be at least 2 (a volatility needs 2 returns)"
+            )
         if aux_horizon < 2:
             raise ConfigError(
                 f"data.aux_horizon={aux_horizon} must be at least 2 (volatility needs 2 returns)"

@@ -6,7 +6,7 @@ the file, the problem, the column, the row and its timestamp. "row N" is the N-t
 with the header not counted; the message also gives the file line (N + 1).
 
 Rows are addressed by 0-based data row ranges so that a split can load its train rows
-without the test rows ever being parsed (`load_ohlcv(path, start_row, stop_row)`).
+without the test rows' prices ever being parsed (`load_ohlcv(path, start_row, stop_row)`).
 """
 
 from __future__ import annotations

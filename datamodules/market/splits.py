@@ -75,4 +75,8 @@ def _row_at(timestamps: pd.DatetimeIndex, date: str, key: str) -> int:
         when = pd.Timestamp(date)
     except ValueError as error:
         raise ConfigError(f"data.{key}={date!r} is not a date: {error}") from None
+    if pd.isna(when):
+        raise ConfigError(f"data.{key}={date!r} is not a date")
+    if when.tzinfo is not None:  # the loaded timestamps are naive UTC
+        when = when.tz_convert(None)
     return int(timestamps.searchsorted(when, side="left"))

@@ -170,15 +170,20 @@ class PPOTrader(LightningModule):
             return
         series = datamodule.split("train")
         ppy = series.periods_per_year
+        # Buy-and-hold on the same bars, measured the same way: per env, then averaged, paying
+        # the entry fee wherever an episode starts (flat), as the strategy does.
+        starts = torch.zeros_like(rollout.dones)
+        starts[0] = True
+        starts[1:] = rollout.dones[:-1]
+        hold = series.fill_returns[rollout.bars] - self.spec.cost_bps * 1e-4 * starts.double()
+        envs = range(rollout.bars.shape[1])
         per_env = [
-            trading_metrics(rollout.net_returns[:, e], rollout.positions[:, e], ppy)
-            for e in range(rollout.bars.shape[1])
+            trading_metrics(rollout.net_returns[:, e], rollout.positions[:, e], ppy) for e in envs
         ]
-        hold = trading_metrics(
-            series.fill_returns[rollout.bars].reshape(-1), torch.ones(rollout.num_steps), ppy
-        )
+        always_long = torch.ones(len(hold))
+        hold_sharpe = [trading_metrics(hold[:, e], always_long, ppy)["sharpe"] for e in envs]
         metrics = {k: sum(m[k] for m in per_env) / len(per_env) for k in per_env[0]}
-        metrics["bh_sharpe"] = hold["sharpe"]
+        metrics["bh_sharpe"] = sum(hold_sharpe) / len(hold_sharpe)
         if len(rollout.episode_returns):
             metrics["episode_return"] = float(rollout.episode_returns.mean())
         metrics["explained_variance"] = explained_variance(
