@@ -191,6 +191,20 @@ def test_a_date_with_a_timezone_is_read_as_utc():
     assert aware == naive
 
 
+@pytest.mark.parametrize(
+    ("dates", "expected"),
+    [
+        ({"val_start": "1990-01-01"}, "val_start='1990-01-01' is outside data's dates"),
+        ({"test_start": "2030-01-01"}, "test_start='2030-01-01' is outside"),
+        ({"val_start": "2000-09-02", "test_start": "2000-06-03"}, "must start before the test"),
+    ],
+)
+def test_split_dates_out_of_range_or_order_are_config_errors(dates, expected):
+    times = pd.bdate_range("2000-01-03", periods=400)
+    with pytest.raises(ConfigError, match=expected):
+        chronological_splits(times, min_rows=10, embargo=8, **dates)
+
+
 def test_bad_date_is_a_config_error():
     dm = MarketDataModule(dataset="synthetic", val_start="not a date")
     with pytest.raises(ConfigError, match="data.val_start='not a date' is not a date"):

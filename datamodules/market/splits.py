@@ -55,6 +55,17 @@ def chronological_splits(
         if test_start
         else round(n * (1 - test_fraction))
     )
+    first, last = timestamps[0].date(), timestamps[-1].date()
+    for key, date, row in (("val_start", val_start, val_row), ("test_start", test_start, test_row)):
+        if date and not 0 < row < n:
+            raise ConfigError(
+                f"data.{key}={date!r} is outside {source}'s dates ({first} to {last})"
+            )
+    if val_row >= test_row:
+        raise ConfigError(
+            f"the val split must start before the test split (data.val_start={val_start!r}, "
+            f"data.test_start={test_start!r})"
+        )
     splits = SplitRows(
         train=(0, val_row - embargo), val=(val_row, test_row - embargo), test=(test_row, n)
     )
