@@ -61,7 +61,7 @@ def chronological_splits(
             raise ConfigError(
                 f"data.{key}={date!r} is outside {source}'s dates ({first} to {last})"
             )
-    if val_row >= test_row:
+    if (val_start or test_start) and val_row >= test_row:  # fractions: "too few rows" below
         raise ConfigError(
             f"the val split must start before the test split (data.val_start={val_start!r}, "
             f"data.test_start={test_start!r})"
