@@ -98,6 +98,16 @@ def test_stop_row_ignores_garbage_after_it(tmp_path):
         load_ohlcv(path)
 
 
+def test_blank_lines_at_the_end_are_not_rows_but_inside_they_are(tmp_path):
+    path = tmp_path / "trailing.csv"
+    path.write_text("\n".join([HEADER, *GOOD]) + "\n\n\n")
+    assert len(read_timestamps(path)) == len(GOOD) == len(load_ohlcv(path))
+    inside = tmp_path / "inside.csv"
+    inside.write_text("\n".join([HEADER, *GOOD[:2], "", *GOOD[2:]]) + "\n")
+    with raises(inside, "unparseable timestamp in column 'Date' at row 3"):
+        read_timestamps(inside)
+
+
 def test_start_row_skips_garbage_before_it(tmp_path):
     path = write(tmp_path, ["junk,x,y,z,w,v", *GOOD])
     df = load_ohlcv(path, 1)
@@ -111,7 +121,7 @@ def test_start_row_skips_garbage_before_it(tmp_path):
             "2020-01-07,11,abc,10,11,5",
             r"non-numeric value in column 'high' at row 5 .*2020-01-07.*'abc'",
         ),
-        ("2020-01-07,11,12,,11,5", r"non-numeric value in column 'low' at row 5"),
+        ("2020-01-07,11,12,,11,5", r"empty cell in column 'low' at row 5"),
         ("2020-01-07,nan,12,10,11,5", r"NaN or inf in column 'open' at row 5"),
         ("2020-01-07,11,inf,10,11,5", r"NaN or inf in column 'high' at row 5"),
         ("2020-01-07,11,12,10,0,5", r"non-positive price in column 'close' at row 5 .*close=0"),

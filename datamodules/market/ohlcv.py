@@ -139,13 +139,19 @@ def _columns(path: Path, required: tuple[str, ...]) -> dict[str, str]:
 
 def _read(path: Path, **kwargs) -> pd.DataFrame:
     # Everything is read as text so a bad cell can be quoted back verbatim. Blank lines are
-    # kept as (empty) rows so that "row N" always means file line N + 1, as skiprows counts.
+    # kept as (empty) rows so that "row N" always means file line N + 1, as skiprows counts;
+    # blank lines at the very end of the file are not rows (editors leave them).
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False, **kwargs)
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, skip_blank_lines=False, **kwargs
+        )
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: file is empty (expected a header row and data rows)") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
         raise DataError(f"{path}: cannot read as CSV: {err}") from None
+    filled = (frame != "").any(axis=1).to_numpy()
+    last = len(filled) - int(filled[::-1].argmax()) if filled.any() else 0
+    return frame.iloc[:last]
 
 
 def _raise_first(bad, path: Path, problem: str, first_row: int, times, detail) -> None:
@@ -187,6 +193,8 @@ def _numeric(raw: pd.Series, path: Path, col: str, first_row: int, times) -> np.
     text = raw.str.strip()
     num = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
     quote = lambda i: repr(raw.iloc[i])  # noqa: E731
+    empty = (text == "").to_numpy()
+    _raise_first(empty, path, f"empty cell in column '{col}'", first_row, times, quote)
     non_numeric = np.isnan(num) & (text.str.lower() != "nan").to_numpy()
     _raise_first(non_numeric, path, f"non-numeric value in column '{col}'", first_row, times, quote)
     _raise_first(~np.isfinite(num), path, f"NaN or inf in column '{col}'", first_row, times, quote)
