@@ -86,9 +86,8 @@ class MarketEnv:
         bootstrap the value of truncated episodes.
         """
         new_position = self.positions[actions]
-        reward = (
-            new_position * self.series.fill_returns[self.t]
-            - self.cost * (new_position - self.position).abs()
+        reward = position_returns(
+            new_position, self.position, self.series.fill_returns[self.t], self.cost
         )
         self.position = new_position
         self.t = self.t + 1

@@ -19,6 +19,7 @@ from torch.distributions import Categorical
 
 from callbacks.tensorboard import log_dashboard, log_figure, log_table
 from datamodules.market import MarketSpec
+from datamodules.market.env import position_returns
 from datamodules.market.series import MarketSeries
 from modules.epoch_means import EpochMeans
 from modules.errors import ConfigError
@@ -172,16 +173,17 @@ class PPOTrader(LightningModule):
         ppy = series.periods_per_year
         # Buy-and-hold on the same bars, measured the same way: per env, then averaged, paying
         # the entry fee wherever an episode starts (flat), as the strategy does.
-        starts = torch.zeros_like(rollout.dones)
-        starts[0] = True
-        starts[1:] = rollout.dones[:-1]
-        hold = series.fill_returns[rollout.bars] - self.spec.cost_bps * 1e-4 * starts.double()
+        held_before = torch.ones_like(rollout.positions)
+        held_before[0] = 0.0
+        held_before[1:][rollout.dones[:-1]] = 0.0
+        fill = series.fill_returns[rollout.bars]
+        long = torch.ones_like(held_before)
+        hold = position_returns(long, held_before, fill, self.spec.cost_bps * 1e-4)
         envs = range(rollout.bars.shape[1])
         per_env = [
             trading_metrics(rollout.net_returns[:, e], rollout.positions[:, e], ppy) for e in envs
         ]
-        always_long = torch.ones(len(hold))
-        hold_sharpe = [trading_metrics(hold[:, e], always_long, ppy)["sharpe"] for e in envs]
+        hold_sharpe = [trading_metrics(hold[:, e], long[:, e], ppy)["sharpe"] for e in envs]
         metrics = {k: sum(m[k] for m in per_env) / len(per_env) for k in per_env[0]}
         metrics["bh_sharpe"] = sum(hold_sharpe) / len(hold_sharpe)
         if len(rollout.episode_returns):
