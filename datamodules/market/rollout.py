@@ -59,20 +59,7 @@ def collect(
     """
     start = time.perf_counter()
     n = env.num_envs
-    fields = {
-        k: []
-        for k in (
-            "bars",
-            "held",
-            "actions",
-            "logprobs",
-            "values",
-            "rewards",
-            "dones",
-            "net_returns",
-            "positions",
-        )
-    }
+    steps_taken: list[dict[str, torch.Tensor]] = []
     running = torch.zeros(n, dtype=torch.float64)
     finished: list[torch.Tensor] = []
     for _ in range(steps):
@@ -88,23 +75,21 @@ def collect(
             scaled[done] += gamma * final_value.float()
             finished.append(running[done].clone())
             running[done] = 0.0
-        for key, value_ in zip(
-            fields,
-            (
-                bars,
-                held,
-                actions,
-                log_probs.gather(1, actions[:, None]).squeeze(1),
-                value.float(),
-                scaled,
-                done,
-                reward,
-                env.positions[actions],
-            ),
-        ):
-            fields[key].append(value_)
+        steps_taken.append(
+            {
+                "bars": bars,
+                "held": held,
+                "actions": actions,
+                "logprobs": log_probs.gather(1, actions[:, None]).squeeze(1),
+                "values": value.float(),
+                "rewards": scaled,
+                "dones": done,
+                "net_returns": reward,
+                "positions": env.positions[actions],
+            }
+        )
     rollout = Rollout(
-        **{k: torch.stack(v) for k, v in fields.items()},
+        **{k: torch.stack([step[k] for step in steps_taken]) for k in steps_taken[0]},
         episode_returns=torch.cat(finished) if finished else torch.zeros(0),
     )
     next_value = policy(env.t, env.position.float())[1].float()
