@@ -8,6 +8,7 @@ it. Fixed file names (`best.ckpt`, `last.ckpt`) are what `--ckpt_path best|last`
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from lightning.pytorch import LightningModule, Trainer
@@ -42,3 +43,13 @@ class BestAndLastCheckpoint(ModelCheckpoint):
     def _save_last_checkpoint(self, trainer: Trainer, monitor_candidates) -> None:
         self._last_written_step = trainer.global_step
         super()._save_last_checkpoint(trainer, monitor_candidates)
+
+
+def checkpoint_dir(trainer: Trainer) -> Path:
+    """Where this run's checkpoints go: the checkpoint callback's dirpath if set, else
+    `<log_dir>/checkpoints` (Lightning's default), else `<default_root_dir>/checkpoints`."""
+    callback = trainer.checkpoint_callback
+    if callback is not None and callback.dirpath:
+        return Path(callback.dirpath)
+    log_dir = trainer.logger.log_dir if trainer.logger is not None else None  # no broadcast
+    return Path(log_dir or trainer.default_root_dir) / "checkpoints"

@@ -11,13 +11,13 @@ weights and ends the run with a message naming the bad parameter.
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from typing import Literal
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 
+from callbacks.checkpoint import checkpoint_dir
 from modules.errors import NonFiniteError
 
 
@@ -108,20 +108,12 @@ class GradNormMonitor(Callback):
         if self.on_nonfinite == "warn":
             rank_zero_warn(f"{problem} {where}: gradients dropped for this step")
             return
-        path = self._checkpoint_path(trainer)
+        path = checkpoint_dir(trainer) / f"nonfinite-step={trainer.global_step}.ckpt"
         trainer.save_checkpoint(path)
         raise NonFiniteError(
             f"training stopped: {problem} {where}. The weights before this step are saved "
             f"in {path}; lower the learning rate or inspect the data, then resume with --ckpt_path {path}"
         )
-
-    @staticmethod
-    def _checkpoint_path(trainer: Trainer) -> Path:
-        callback = trainer.checkpoint_callback
-        folder = Path(callback.dirpath) if callback is not None and callback.dirpath else None
-        if folder is None:
-            folder = Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints"
-        return folder / f"nonfinite-step={trainer.global_step}.ckpt"
 
     def state_dict(self) -> dict:
         return {"skipped_steps": self.skipped_steps}

@@ -35,6 +35,7 @@ import torch
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
+from callbacks.checkpoint import checkpoint_dir
 from callbacks.progress import ProgressBar
 from callbacks.rng_state import RNGStateCheckpoint
 from callbacks.summary import RunSummary
@@ -143,9 +144,9 @@ class NiveshiCLI(LightningCLI):
         if given is None:
             return
         if given in ("best", "last"):
-            ckpt_dir = _checkpoint_dir(self.trainer)
-            path = ckpt_dir / f"{given}.ckpt" if ckpt_dir else None
-            if path is None or not path.is_file():
+            ckpt_dir = checkpoint_dir(self.trainer)
+            path = ckpt_dir / f"{given}.ckpt"
+            if not path.is_file():
                 raise ConfigError(
                     f"--ckpt_path {given}: no {given}.ckpt in {ckpt_dir}; train first with "
                     "`fit`, or pass the checkpoint's path"
@@ -215,13 +216,3 @@ def _pick_version(run_root: Path, new: bool) -> int:
         return max(found, default=-1) + 1
     trained = [v for v, p in found.items() if (p / "config.yaml").is_file()]
     return max(trained, default=max(found, default=0))
-
-
-def _checkpoint_dir(trainer) -> Path | None:
-    """Where this run's ModelCheckpoint writes: its dirpath, or `<log_dir>/checkpoints`."""
-    callback = trainer.checkpoint_callback
-    if callback is not None and callback.dirpath:
-        return Path(callback.dirpath)
-    if trainer.logger is not None and trainer.logger.log_dir:
-        return Path(trainer.logger.log_dir) / "checkpoints"
-    return None
